@@ -1,0 +1,1 @@
+"""Negative-sentiment spike alerts: per-brand buckets, a detector, incident lifecycle, notifiers."""

@@ -1,0 +1,113 @@
+"""Every Prometheus metric brandmon exports, created against an injectable registry.
+
+Build one `Metrics(registry)` at start-up and pass it down; tests pass a fresh
+`CollectorRegistry()` and read values back with `registry.get_sample_value(...)`.
+Names follow Prometheus conventions: counters end in `_total`, durations are in seconds.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+#: Inference of one batch on 2 CPU cores takes ~20-200 ms; GPUs go lower, long batches higher.
+INFERENCE_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+#: Produce-to-scored latency: max_wait (default 0.1 s) plus a few batch times, up to lag storms.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+#: Batch sizes are bounded by max_batch (default 64).
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class Metrics:
+    """The metric families of all stages, registered on `registry`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        # --- score stage ---
+        self.posts_consumed = Counter(
+            "brandmon_posts_consumed_total", "Records read from the posts topic.", registry=r
+        )
+        self.posts_scored = Counter(
+            "brandmon_posts_scored_total",
+            "Posts scored and acknowledged on the scored topic, by label.",
+            ["label"],
+            registry=r,
+        )
+        self.posts_dlq = Counter(
+            "brandmon_posts_dlq_total",
+            "Records sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "brandmon_batch_size",
+            "Records per batch taken from the posts topic.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.inference_seconds = Histogram(
+            "brandmon_inference_seconds",
+            "Seconds spent in the classifier per batch (tokenize + run + softmax).",
+            buckets=INFERENCE_BUCKETS,
+            registry=r,
+        )
+        self.inference_retries = Counter(
+            "brandmon_inference_retries_total",
+            "Batches whose inference raised and was retried or split.",
+            registry=r,
+        )
+        self.latency_seconds = Histogram(
+            "brandmon_produce_to_scored_seconds",
+            "Seconds from the post's Kafka timestamp to its scored record being acknowledged.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.produce_errors = Counter(
+            "brandmon_produce_errors_total",
+            "Failed attempts to produce output records (retried until they succeed).",
+            ["topic"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "brandmon_consumer_lag",
+            "Records not yet committed by the worker's group: end offset minus committed offset.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.model_info = Info("brandmon_model", "The model the worker scores with.", registry=r)
+        # --- alert stage ---
+        self.negative_share = Gauge(
+            "brandmon_brand_negative_share",
+            "Negative share of the brand's posts over the current evaluation window.",
+            ["brand"],
+            registry=r,
+        )
+        self.brand_posts_window = Gauge(
+            "brandmon_brand_posts_window",
+            "Posts about the brand in the current evaluation window.",
+            ["brand"],
+            registry=r,
+        )
+        self.late_events = Counter(
+            "brandmon_late_events_total",
+            "Scored posts that arrived after their bucket closed (counted, otherwise ignored).",
+            registry=r,
+        )
+        self.alerts = Counter(
+            "brandmon_alerts_total",
+            "Alert events emitted, by severity and action.",
+            ["severity", "action"],
+            registry=r,
+        )
+        self.notifier_failures = Counter(
+            "brandmon_notifier_failures_total",
+            "Notification attempts that failed, by channel.",
+            ["channel"],
+            registry=r,
+        )
+        self.notifier_dropped = Counter(
+            "brandmon_notifier_dropped_total",
+            "Alert events dropped by a notifier (queue full or retries exhausted), by channel.",
+            ["channel"],
+            registry=r,
+        )

@@ -1,0 +1,1 @@
+"""The score stage: posts from Kafka, validated, scored by an ONNX model, to posts.scored."""

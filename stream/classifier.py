@@ -1,0 +1,267 @@
+"""Sentiment classifiers: one interface, an ONNX Runtime implementation and a deterministic fake.
+
+The ONNX path is split the way an inference server splits it: `_encode` (tokenize, pad a
+length-sorted micro-batch), `_run` (one session call) and `_postprocess` (softmax into
+canonical-label probabilities). Sorting by token length before micro-batching keeps padding,
+and so wasted compute, small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stream.manifest import (
+    CANONICAL_LABELS,
+    TOKENIZER_NAME,
+    ManifestError,
+    ModelManifest,
+    load_manifest,
+)
+
+Probabilities = NDArray[np.float32]
+
+#: Execution providers by setting name, in ONNX Runtime's spelling; CPU always comes last as
+#: the provider for operators the GPU provider does not implement (not as a silent fallback).
+PROVIDERS: dict[str, list[str]] = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+class ProviderUnavailableError(RuntimeError):
+    """A GPU execution provider was asked for but this onnxruntime build or machine lacks it."""
+
+
+class Classifier(Protocol):
+    """Scores texts; probabilities come back as columns in CANONICAL_LABELS order."""
+
+    model_id: str
+    model_version: str
+
+    def predict_proba(self, texts: Sequence[str]) -> Probabilities:
+        """(len(texts), 3) probabilities for negative, neutral, positive."""
+        ...
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    scores: dict[str, float]
+
+
+def to_predictions(probs: Probabilities) -> list[Prediction]:
+    """Turn a probability matrix (CANONICAL_LABELS columns) into labelled predictions."""
+    best = probs.argmax(axis=1)
+    return [
+        Prediction(
+            label=CANONICAL_LABELS[int(b)],
+            scores={
+                name: round(float(p), 6) for name, p in zip(CANONICAL_LABELS, row, strict=True)
+            },
+        )
+        for b, row in zip(best, probs, strict=True)
+    ]
+
+
+def select_providers(provider: str, available: Sequence[str]) -> list[str]:
+    """The provider list for a setting, or ProviderUnavailableError naming what is missing."""
+    try:
+        wanted = PROVIDERS[provider]
+    except KeyError as exc:
+        raise ValueError(
+            f"unknown execution provider {provider!r}: use one of {sorted(PROVIDERS)}"
+        ) from exc
+    missing = [p for p in wanted[:1] if p not in available]
+    if missing:
+        raise ProviderUnavailableError(
+            f"execution provider {missing[0]} was asked for (BRANDMON_EXECUTION_PROVIDER="
+            f"{provider}) but this onnxruntime offers only {list(available)}: install "
+            "onnxruntime-gpu with a matching CUDA/cuDNN, or set BRANDMON_EXECUTION_PROVIDER=cpu"
+        )
+    return list(wanted)
+
+
+def choose_variant(manifest: ModelManifest, variant: str, provider: str) -> str:
+    """Which ONNX file to load: an explicit variant, or for `auto` the fastest for the provider."""
+    if variant != "auto":
+        if variant not in manifest.variants:
+            raise ManifestError(
+                f"model {manifest.model_id} has no {variant} variant (it has "
+                f"{sorted(manifest.variants)}): set BRANDMON_MODEL_VARIANT to one of them or auto"
+            )
+        return manifest.variants[variant]  # type: ignore[index]
+    order = ("int8", "fp32", "fp16") if provider == "cpu" else ("fp16", "fp32", "int8")
+    for name in order:
+        if name in manifest.variants:
+            return manifest.variants[name]  # type: ignore[index]
+    raise ManifestError(f"model {manifest.model_id} lists no ONNX file")  # unreachable: validated
+
+
+class OnnxClassifier:
+    """An exported sequence-classification model run by ONNX Runtime."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        variant: str = "auto",
+        provider: str = "cpu",
+        threads: int = 0,
+        micro_batch: int = 32,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.manifest = load_manifest(model_dir)
+        self.model_id = self.manifest.model_id
+        self.model_version = self.manifest.version
+        self.micro_batch = micro_batch
+        providers = select_providers(provider, ort.get_available_providers())
+        model_file = model_dir / choose_variant(self.manifest, variant, provider)
+        if not model_file.is_file():
+            raise ManifestError(f"{model_file} is listed in the manifest but missing")
+        self.model_file = model_file
+        self.provider = providers[0]
+        self._session = ort.InferenceSession(
+            str(model_file), sess_options=_session_options(threads), providers=providers
+        )
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._tokenizer = _load_tokenizer(model_dir, self.manifest)
+        self._pad_id = self._tokenizer.padding["pad_id"] if self._tokenizer.padding else 0
+        self._column_of = _canonical_columns(self.manifest)
+        del Tokenizer
+
+    # -- pre -------------------------------------------------------------------------------
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [e.ids for e in self._tokenizer.encode_batch(list(texts))]
+
+    def _pad(self, ids: Sequence[list[int]]) -> dict[str, NDArray[np.int64]]:
+        width = max(len(x) for x in ids)
+        input_ids = np.full((len(ids), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+        feed = {"input_ids": input_ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(input_ids)
+        return {k: v for k, v in feed.items() if k in self._inputs}
+
+    # -- core ------------------------------------------------------------------------------
+    def _run(self, feed: dict[str, NDArray[np.int64]]) -> NDArray[np.float32]:
+        logits = self._session.run(None, feed)[0]
+        return np.asarray(logits, dtype=np.float32)
+
+    # -- post ------------------------------------------------------------------------------
+    def _postprocess(self, logits: NDArray[np.float32]) -> Probabilities:
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        probs = exp / exp.sum(axis=1, keepdims=True)
+        out = np.zeros((len(probs), len(CANONICAL_LABELS)), dtype=np.float32)
+        for src, dst in enumerate(self._column_of):
+            out[:, dst] += probs[:, src]
+        return out
+
+    def predict_proba(self, texts: Sequence[str]) -> Probabilities:
+        if not texts:
+            return np.zeros((0, len(CANONICAL_LABELS)), dtype=np.float32)
+        ids = self._encode(texts)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = np.empty((len(ids), len(CANONICAL_LABELS)), dtype=np.float32)
+        for start in range(0, len(order), self.micro_batch):
+            chunk = order[start : start + self.micro_batch]
+            logits = self._run(self._pad([ids[i] for i in chunk]))
+            out[chunk] = self._postprocess(logits)
+        return out
+
+
+def _session_options(threads: int) -> object:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads if threads > 0 else (os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return opts
+
+
+def _load_tokenizer(model_dir: Path, manifest: ModelManifest):  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer
+
+    path = model_dir / TOKENIZER_NAME
+    if not path.is_file():
+        raise ManifestError(f"{path} is missing: the model folder needs its fast tokenizer")
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=manifest.max_length)
+    return tokenizer
+
+
+def _canonical_columns(manifest: ModelManifest) -> list[int]:
+    return [CANONICAL_LABELS.index(label) for label in manifest.canonical_labels]
+
+
+def load_classifier(
+    model_dir: Path,
+    *,
+    variant: str = "auto",
+    provider: str = "cpu",
+    threads: int = 0,
+    micro_batch: int = 32,
+) -> OnnxClassifier:
+    """Load the model folder made by `brandmon export` (manifest.json + ONNX + tokenizer.json)."""
+    return OnnxClassifier(
+        model_dir, variant=variant, provider=provider, threads=threads, micro_batch=micro_batch
+    )
+
+
+class FakeClassifier:
+    """Deterministic stand-in for tests of the stream and alerts: no model file needed.
+
+    A text containing a word from `negative_words` is negative, one from `positive_words`
+    positive, anything else neutral; a text containing `poison` makes the whole call raise, as
+    a model that chokes on one input would.
+    """
+
+    model_id = "fake@0"
+    model_version = "0"
+
+    def __init__(
+        self,
+        negative_words: Sequence[str] = ("bad", "awful", "hate", "broken", "terrible"),
+        positive_words: Sequence[str] = ("good", "great", "love", "excellent"),
+        poison: str | None = None,
+    ) -> None:
+        self.negative_words = tuple(negative_words)
+        self.positive_words = tuple(positive_words)
+        self.poison = poison
+        self.calls: list[int] = []
+
+    def predict_proba(self, texts: Sequence[str]) -> Probabilities:
+        self.calls.append(len(texts))
+        out = np.zeros((len(texts), 3), dtype=np.float32)
+        for row, text in enumerate(texts):
+            lowered = text.lower()
+            if self.poison is not None and self.poison in lowered:
+                raise RuntimeError(f"fake model cannot score {text[:30]!r}")
+            if any(w in lowered for w in self.negative_words):
+                column = 0
+            elif any(w in lowered for w in self.positive_words):
+                column = 2
+            else:
+                column = 1
+            # a stable, text-dependent confidence so ties never happen
+            jitter = int(hashlib.sha256(text.encode()).hexdigest()[:4], 16) / 0xFFFF * 0.1
+            out[row, :] = (0.1 - jitter / 2) / 2
+            out[row, column] = 0.9 + jitter / 2
+        return out
