@@ -119,7 +119,6 @@ class OnnxClassifier:
         micro_batch: int = 32,
     ) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         self.manifest = load_manifest(model_dir)
         self.model_id = self.manifest.model_id
@@ -138,7 +137,6 @@ class OnnxClassifier:
         self._tokenizer = _load_tokenizer(model_dir, self.manifest)
         self._pad_id = self._tokenizer.padding["pad_id"] if self._tokenizer.padding else 0
         self._column_of = _canonical_columns(self.manifest)
-        del Tokenizer
 
     # -- pre -------------------------------------------------------------------------------
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
