@@ -10,35 +10,43 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 Label = Literal["negative", "neutral", "positive"]
 
-#: Posts longer than this are refused as malformed input (a tweet is 280 chars, a long review a
-#: few thousand); the classifier itself truncates to the model's max_length in tokens anyway.
-MAX_TEXT_CHARS = 100_000
-
 
 def _utc(value: datetime) -> datetime:
+    """Timestamps without a zone are taken as UTC; all are stored in UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+#: Text is kept as sent (no stripping); any length is accepted: the classifier truncates to the
+#: model's maximum sequence length, so an over-long post is scored on its beginning.
+PostText = Annotated[str, AfterValidator(_not_blank)]
 
 
 class Post(BaseModel):
     """A social post as producers write it to the `posts` topic.
 
-    `created_at` is the post's event time (ISO 8601 with a timezone, e.g.
-    "2026-11-22T06:00:00Z"); it drives the alert buckets. `id` must be stable: it is the
-    deduplication key downstream.
+    `created_at` is the post's event time (ISO 8601, e.g. "2026-11-22T06:00:00Z"; without a
+    zone it is taken as UTC; a number is Unix seconds); it drives the alert buckets. `id` must
+    be stable: it is the deduplication key downstream.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore", strict=False)
 
     id: NonBlank = Field(max_length=512)
-    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
+    text: PostText
     brand: NonBlank = Field(max_length=256)
     created_at: UtcDatetime
     author: str | None = Field(None, max_length=512)
