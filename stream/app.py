@@ -1,0 +1,70 @@
+"""The Faust application: broker connection, serialisation and commit policy, nothing else.
+
+Agents are registered on it by `stream.agent` (scoring) and `alerts.agent` (spike alerts);
+`stream.worker` builds and runs the whole thing.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import faust
+
+from brandmon.settings import Settings
+
+
+def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """Faust credentials for the configured Kafka security protocol (None for PLAINTEXT)."""
+    protocol = settings.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context: ssl.SSLContext | None = None
+    if protocol in {"SSL", "SASL_SSL"}:
+        context = ssl.create_default_context(
+            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
+        )
+        if settings.ssl_certfile:
+            context.load_cert_chain(
+                str(settings.ssl_certfile),
+                str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+            )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(
+        username=settings.sasl_username,
+        password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
+        mechanism=settings.sasl_mechanism or "PLAIN",
+        ssl_context=context,
+    )
+
+
+def create_app(settings: Settings, **overrides: Any) -> faust.App:
+    """A Faust app for brandmon's topics: raw bytes in and out, at-least-once commits."""
+    servers = ";".join(f"kafka://{s}" for s in settings.bootstrap_servers.split(","))
+    conf: dict[str, Any] = {
+        "broker": servers,
+        "broker_credentials": broker_credentials(settings),
+        # the agents parse and validate JSON themselves, so bad bytes reach the DLQ intact
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": settings.topic_replication,
+        # changelog-backed tables live in memory and are rebuilt from Kafka on start
+        "store": "memory://",
+        "datadir": str(settings.data_dir),
+        "consumer_auto_offset_reset": "earliest",
+        # commit acked offsets often: a crash replays at most ~1 s of input
+        "broker_commit_interval": 1.0,
+        "broker_commit_every": 1000,
+        "producer_acks": -1,
+        "producer_linger_ms": 5,
+        "web_enabled": True,
+        "web_bind": settings.web_host,
+        "web_port": settings.web_port,
+        "web_host": settings.web_host,
+        "web_in_thread": False,
+        "logging_config": None,
+    }
+    conf.update(overrides)
+    return faust.App(settings.app_id, **conf)

@@ -1,0 +1,298 @@
+"""Commands for producers, analysts and operators: kafka, worker, produce, simulate, consume,
+demo and bench. Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+kafka_app = typer.Typer(
+    help="Run a local single-node Kafka broker (no Docker needed).", no_args_is_help=True
+)
+
+HomeOpt = Annotated[Path, typer.Option(help="Folder for the broker's data, config and logs.")]
+PortOpt = Annotated[int, typer.Option(help="Port the broker listens on (loopback).")]
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from brandmon.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        typer.secho(f"invalid BRANDMON_* settings:\n{exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(message, fg="red", err=True)
+    return typer.Exit(code)
+
+
+@kafka_app.command("start")
+def kafka_start(home: HomeOpt = Path(".brandmon/kafka"), port: PortOpt = 9092) -> None:
+    """Fetch Kafka 3.9.2 from Maven Central (once), start it, and wait until it answers."""
+    from brandmon.broker import BrokerError, LocalBroker
+
+    broker = LocalBroker(home=home, port=port)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"Kafka is up at {broker.bootstrap} (logs: {broker.log_file})")
+
+
+@kafka_app.command("stop")
+def kafka_stop(home: HomeOpt = Path(".brandmon/kafka")) -> None:
+    """Stop the local broker started from HOME."""
+    from brandmon.broker import LocalBroker
+
+    stopped = LocalBroker(home=home).stop()
+    typer.echo("Kafka stopped" if stopped else f"no broker was running from {home}")
+
+
+@kafka_app.command("status")
+def kafka_status(home: HomeOpt = Path(".brandmon/kafka"), port: PortOpt = 9092) -> None:
+    """Say whether the local broker is running; exit 1 when it is not."""
+    from brandmon.broker import LocalBroker
+
+    broker = LocalBroker(home=home, port=port)
+    if broker.running():
+        typer.echo(f"running: pid {broker.pid()}, {broker.bootstrap}, logs {broker.log_file}")
+        return
+    raise _fail(f"not running (home {home}, port {port})")
+
+
+def worker() -> None:
+    """Run the score worker (and the alert aggregator): posts -> posts.scored, until SIGTERM.
+
+    Configured by BRANDMON_* variables (see README): BRANDMON_BOOTSTRAP_SERVERS,
+    BRANDMON_MODEL_PATH, BRANDMON_EXECUTION_PROVIDER, BRANDMON_MAX_BATCH, ...
+    """
+    import logging
+
+    from brandmon.kafka_io import BrokerUnreachableError
+    from stream.classifier import ProviderUnavailableError
+    from stream.manifest import ManifestError
+    from stream.worker import run_worker
+
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        run_worker(settings)
+    except (ManifestError, ProviderUnavailableError, BrokerUnreachableError) as exc:
+        raise _fail(f"brandmon worker cannot start: {exc}") from exc
+
+
+def produce(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="JSONL (one post per line) or CSV file.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    fmt: Annotated[
+        str, typer.Option("--format", help="jsonl, csv or auto (by extension).")
+    ] = "auto",
+    column: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map", help="CSV only: FIELD=COLUMN, e.g. --map text=body --map id=tweet_id."
+        ),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Posts per second (default: as fast as the broker takes them).", min=0.001
+        ),
+    ] = None,
+    topic: Annotated[
+        str | None, typer.Option(help="Topic (default: BRANDMON_TOPIC_POSTS).")
+    ] = None,
+) -> None:
+    """Send posts from a file to the posts topic, key = brand.
+
+    Every line is sent: lines that are not valid posts are reported here and will be
+    dead-lettered by the worker with their reason.
+    """
+    from rich.progress import Progress
+
+    from brandmon.kafka_io import BrokerUnreachableError, DeliveryError, JsonProducer, check_broker
+    from stream.producers import Pacer, parse_column_map, read_posts
+
+    if fmt not in {"auto", "jsonl", "csv"}:
+        raise typer.BadParameter("use jsonl, csv or auto", param_hint="--format")
+    try:
+        mapping = parse_column_map(column or [])
+        lines = list(read_posts(file, fmt, mapping))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    settings = _settings()
+    target = topic or settings.topic_posts
+    try:
+        check_broker(settings)
+    except BrokerUnreachableError as exc:
+        raise _fail(str(exc)) from exc
+    producer = JsonProducer(settings)
+    pacer = Pacer(rate)
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"producing to {target}", total=len(lines))
+        for index, line in enumerate(lines):
+            pacer.wait(index)
+            producer.send(target, line.value, key=line.key)
+            progress.advance(task)
+    try:
+        sent = producer.flush()
+    except DeliveryError as exc:
+        raise _fail(str(exc)) from exc
+    bad = [line for line in lines if line.problem]
+    typer.echo(f"sent {sent} records to {target}")
+    if bad:
+        typer.secho(
+            f"{len(bad)} of them are not valid posts and will go to {settings.topic_dlq}:",
+            fg="yellow",
+            err=True,
+        )
+        for line in bad[:10]:
+            typer.echo(f"  line {line.number}: {line.problem}", err=True)
+
+
+def simulate(
+    rate: Annotated[
+        float, typer.Option(help="Posts per second, over all brands.", min=0.001)
+    ] = 20.0,
+    count: Annotated[
+        int | None,
+        typer.Option(help="Stop after this many posts (default: run until Ctrl-C).", min=1),
+    ] = None,
+    brands: Annotated[
+        str, typer.Option(help="Comma-separated brand names.")
+    ] = "acme,globex,initech",
+    negative_share: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.1,
+    spike_brand: Annotated[
+        str | None, typer.Option(help="Brand that gets a negative spike.")
+    ] = None,
+    spike_start: Annotated[float, typer.Option(help="Seconds after start.", min=0)] = 60.0,
+    spike_duration: Annotated[float, typer.Option(help="Seconds.", min=0)] = 300.0,
+    spike_share: Annotated[
+        float, typer.Option(help="Negative share during the spike.", min=0.0, max=1.0)
+    ] = 0.6,
+    seed: int = 7,
+    dry_run: Annotated[bool, typer.Option(help="Print posts as JSON lines, send nothing.")] = False,
+    fast: Annotated[
+        bool,
+        typer.Option(
+            help="Send as fast as possible; event times still advance at --rate from now."
+        ),
+    ] = False,
+) -> None:
+    """Generate synthetic posts for several brands, optionally with a negative spike."""
+    from stream.simulate import PostSimulator, SimulationConfig, Spike
+
+    names = [b.strip() for b in brands.split(",") if b.strip()]
+    if not names:
+        raise typer.BadParameter("give at least one brand", param_hint="--brands")
+    if spike_brand is not None and spike_brand not in names:
+        raise typer.BadParameter(
+            f"{spike_brand!r} is not one of --brands {names}", param_hint="--spike-brand"
+        )
+    spike = Spike(spike_brand, spike_start, spike_duration, spike_share) if spike_brand else None
+    config = SimulationConfig(brands=names, rate=rate, negative_share=negative_share, spike=spike)
+    sim = PostSimulator(config, start=datetime.now(UTC), seed=seed)
+    if dry_run:
+        for post in sim.posts(count):
+            sys.stdout.write(json.dumps(post) + "\n")
+        return
+    _send_simulated(sim, count, None if fast else rate)
+
+
+def _send_simulated(sim, count: int | None, rate: float | None) -> None:  # type: ignore[no-untyped-def]
+    from brandmon.kafka_io import BrokerUnreachableError, JsonProducer, check_broker
+    from stream.producers import Pacer
+
+    settings = _settings()
+    try:
+        check_broker(settings)
+    except BrokerUnreachableError as exc:
+        raise _fail(str(exc)) from exc
+    producer = JsonProducer(settings)
+    pacer = Pacer(rate)
+    sent = 0
+    try:
+        for index, post in enumerate(sim.posts(count)):
+            pacer.wait(index)
+            producer.send(settings.topic_posts, post, key=post["brand"])
+            sent += 1
+            if sent % 1000 == 0:
+                typer.echo(f"{sent} posts sent", err=True)
+    except KeyboardInterrupt:
+        pass
+    producer.flush()
+    typer.echo(f"sent {sent} simulated posts to {settings.topic_posts}", err=True)
+
+
+def consume(
+    topic: Annotated[
+        str, typer.Argument(help="Topic to read, e.g. posts.scored, posts.dlq, alerts.")
+    ],
+    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest record.")] = True,
+    max_records: Annotated[int | None, typer.Option("--max", min=1)] = None,
+    idle_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Exit after this many seconds with no new record (default: follow forever)."
+        ),
+    ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(help="Consumer group to commit in (default: read without committing)."),
+    ] = None,
+) -> None:
+    """Print a topic's records as JSON lines (non-JSON values are printed base64-encoded)."""
+    import base64
+
+    from brandmon.kafka_io import BrokerUnreachableError, check_broker
+    from brandmon.kafka_io import consume as read
+
+    settings = _settings()
+    try:
+        check_broker(settings)
+    except BrokerUnreachableError as exc:
+        raise _fail(str(exc)) from exc
+    try:
+        for record in read(
+            settings,
+            [topic],
+            group=group,
+            from_beginning=from_beginning,
+            idle_timeout=idle_timeout,
+            max_records=max_records,
+        ):
+            try:
+                value = record.json()
+            except ValueError:
+                value = {"value_b64": base64.b64encode(record.value or b"").decode()}
+            sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(kafka_app, name="kafka")
+    app.command()(worker)
+    app.command()(produce)
+    app.command()(simulate)
+    app.command()(consume)
