@@ -1,0 +1,194 @@
+"""The alert engine: one scored post in, the brand's new state and any alert events out.
+
+Pure: it reads no clock and does no I/O; every decision comes from the posts' event times,
+so replaying the same posts gives the same alerts, byte for byte. The Faust agent calls it::
+
+    engine = AlertEngine(settings.alerts)
+    result = engine.apply(state, post, partition, offset)   # state: BrandState | None
+    # result.state   -> store in the table (result.state.to_dict())
+    # result.alerts  -> produce to `alerts`, then hand to the notifiers
+    # result.buckets -> produce to `brand.sentiment`
+    # result.outcome -> "applied" | "late" | "future" | "duplicate" (for metrics)
+
+`apply()` updates the state passed in and returns it (parse it fresh from the table, or copy
+it, if you need the old one). A (partition, offset) at or below the highest already applied
+for that partition is a replay: nothing changes and nothing is emitted.
+
+A bucket closes when the brand's watermark (highest event time seen) passes its end plus the
+allowed lateness; each close evaluates the windows ending with that bucket. Buckets with no
+posts are closed too, but once a whole window is empty the engine jumps to the next bucket
+with posts (stopping where an open incident's quiet period runs out), so a long gap costs a
+few evaluations, not one per empty bucket.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from alerts.buckets import add_post, bucket_index, window_counts
+from alerts.config import AlertSettings
+from alerts.detector import Detector, Verdict
+from alerts.lifecycle import Evaluation, Lifecycle, utc
+from alerts.schema import SEVERITY_RANK, Alert, BrandBucket
+from alerts.state import BrandState, Bucket
+from stream.schema import ScoredPost
+
+Outcome = Literal["applied", "late", "future", "duplicate"]
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What one `AlertEngine.apply()` produced."""
+
+    state: BrandState
+    alerts: list[Alert]
+    buckets: list[BrandBucket]
+    outcome: Outcome
+
+
+class AlertEngine:
+    """Per-brand event-time buckets, spike detector and incident lifecycle in one call."""
+
+    def __init__(self, settings: AlertSettings) -> None:
+        self.s = settings
+        self.detector = Detector(settings)
+        self.lifecycle = Lifecycle(settings)
+
+    def apply(
+        self, state: BrandState | None, post: ScoredPost, partition: int, offset: int
+    ) -> ApplyResult:
+        """Fold one scored post into its brand's state; see the module docstring."""
+        if state is None:
+            state = BrandState(brand=post.brand)
+        elif state.brand != post.brand:
+            raise ValueError(
+                f"post of brand {post.brand!r} applied to the state of {state.brand!r}"
+            )
+        if state.already_applied(partition, offset):
+            return ApplyResult(state, [], [], "duplicate")
+        state.offsets[partition] = offset
+        event_time = post.created_at.timestamp()
+        if event_time > post.scored_at.timestamp() + self.s.max_clock_skew_seconds:
+            state.future_events += 1
+            return ApplyResult(state, [], [], "future")
+        index = bucket_index(event_time, self.s.bucket_seconds)
+        if state.next_close is not None and index < state.next_close:
+            state.late_events += 1
+            return ApplyResult(state, [], [], "late")
+        self._add(state, index, post)
+        if state.watermark is None or event_time > state.watermark:
+            state.watermark = event_time
+        target = bucket_index(
+            state.watermark - self.s.allowed_lateness_seconds, self.s.bucket_seconds
+        )
+        if state.next_close is None:
+            state.next_close = target
+        alerts, records = self._close_until(state, target)
+        return ApplyResult(state, alerts, records, "applied")
+
+    def _add(self, state: BrandState, index: int, post: ScoredPost) -> None:
+        bucket = state.buckets.get(index)
+        if bucket is None:
+            bucket = state.buckets[index] = Bucket(index=index)
+        add_post(bucket, post, self.s.max_tracked_posts_per_bucket, self.s.samples_per_alert)
+        state.model_id, state.model_version = post.model_id, post.model_version
+
+    def _close_until(self, state: BrandState, target: int) -> tuple[list[Alert], list[BrandBucket]]:
+        """Close every bucket before `target`, oldest first."""
+        alerts: list[Alert] = []
+        records: list[BrandBucket] = []
+        while state.next_close is not None and state.next_close < target:
+            index = self._next_to_evaluate(state, state.next_close, target)
+            new_alerts, record = self._evaluate(state, index)
+            alerts += new_alerts
+            if record is not None:
+                records.append(record)
+            state.next_close = index + 1
+            oldest_needed = state.next_close - self.s.window_buckets + 1
+            for old in [i for i in state.buckets if i < oldest_needed]:
+                del state.buckets[old]
+        return alerts, records
+
+    def _next_to_evaluate(self, state: BrandState, index: int, target: int) -> int:
+        """`index`, or further on when the window is empty (a gap with no traffic)."""
+        first = index - self.s.window_buckets + 1
+        if any(first <= i <= index for i in state.buckets):
+            return index
+        later = [i for i in state.buckets if i > index]
+        land = min(min(later) - 1 if later else target - 1, target - 1)
+        if state.incident is not None:
+            due = state.incident.last_elevated + self.s.quiet_seconds
+            land = min(land, math.ceil(due / self.s.bucket_seconds) - 1)
+        return max(index, land)
+
+    def _evaluate(self, state: BrandState, index: int) -> tuple[list[Alert], BrandBucket | None]:
+        """Judge the windows ending with bucket `index`, step the lifecycle, learn."""
+        s = self.s
+        buckets = state.buckets.values()
+        full = window_counts(buckets, index - s.window_buckets + 1, index, s.samples_per_alert)
+        recent = window_counts(buckets, index - s.recent_buckets + 1, index, s.samples_per_alert)
+        newest = window_counts(buckets, index, index, 0)
+        verdict = _most_severe(
+            self.detector.judge(full, state.share), self.detector.judge(recent, state.share)
+        )
+        ev = Evaluation(
+            brand=state.brand,
+            bucket_start=index * s.bucket_seconds,
+            bucket_end=(index + 1) * s.bucket_seconds,
+            verdict=verdict,
+            elevated=self.detector.elevated(newest, state.share),
+            share=replace(state.share),
+            volume=replace(state.volume),
+            warm=self.detector.is_warm(state.share),
+            model_id=state.model_id,
+            model_version=state.model_version,
+        )
+        state.incident, alerts = self.lifecycle.step(state.incident, ev)
+        full_verdict = verdict if verdict.window is full else self.detector.judge(full, ev.share)
+        record = self._record(state, index, full_verdict, ev)
+        if state.incident is None and full.voices >= s.min_posts and full.counts.share is not None:
+            elapsed = ev.bucket_end - (state.baseline_at or ev.bucket_end)
+            state.share.update(full.counts.share, elapsed, s.baseline_half_life_seconds)
+            state.volume.update(float(full.voices), elapsed, s.baseline_half_life_seconds)
+            state.baseline_at = ev.bucket_end
+        return alerts, record
+
+    def _record(
+        self, state: BrandState, index: int, verdict: Verdict, ev: Evaluation
+    ) -> BrandBucket | None:
+        bucket = state.buckets.get(index)
+        if bucket is None or bucket.posts == 0:
+            return None
+        start = utc(ev.bucket_start)
+        phase = "incident" if state.incident else ("normal" if ev.warm else "warmup")
+        return BrandBucket(
+            bucket_id=f"{state.brand}|{start.isoformat()}",
+            brand=state.brand,
+            bucket_start=start,
+            bucket_end=utc(ev.bucket_end),
+            posts=bucket.posts,
+            negatives=bucket.negatives,
+            neutrals=bucket.neutrals,
+            positives=bucket.positives,
+            window=verdict.window.counts,
+            baseline_share=ev.share.mean if ev.warm else None,
+            baseline_std=ev.share.std if ev.warm else None,
+            z=verdict.z,
+            wilson_lower=verdict.wilson_lower,
+            state=phase,
+            late_events=state.late_events,
+        )
+
+
+def _most_severe(full: Verdict, recent: Verdict) -> Verdict:
+    """The more severe verdict; on a tie the one with the higher z; else the full window."""
+
+    def rank(verdict: Verdict) -> tuple[int, float]:
+        severity = SEVERITY_RANK[verdict.severity] if verdict.severity else -1
+        return severity, verdict.z if verdict.z is not None else verdict.wilson_lower
+
+    if recent.severity is None:
+        return full
+    return recent if rank(recent) > rank(full) else full

@@ -1,0 +1,141 @@
+"""Incident lifecycle: one trigger, at most one escalation, one resolve per incident.
+
+`Lifecycle.step()` takes the open incident (or None) and one bucket's evaluation, and returns
+the incident after it plus the alert events to emit:
+- no incident and the verdict is above -> open one, emit `trigger` (dedup_key = brand + the
+  start of the triggering bucket);
+- incident open and the verdict is more severe than the incident -> emit `trigger` with the
+  same dedup_key and the higher severity (escalation);
+- incident open and nothing elevated for `quiet_seconds` of event time -> emit `resolve`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from alerts.config import AlertSettings
+from alerts.detector import Verdict
+from alerts.schema import SEVERITY_RANK, Action, Alert, Rule, Severity
+from alerts.state import Incident
+from alerts.stats import EwStat
+
+#: PagerDuty accepts dedup keys up to 255 characters.
+MAX_DEDUP_KEY = 255
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One closed bucket's judgement, with the baseline as it stood before the bucket."""
+
+    brand: str
+    bucket_start: float
+    bucket_end: float
+    verdict: Verdict
+    elevated: bool
+    share: EwStat
+    volume: EwStat
+    warm: bool
+    model_id: str
+    model_version: str
+
+
+def utc(epoch_seconds: float) -> datetime:
+    return datetime.fromtimestamp(epoch_seconds, tz=UTC)
+
+
+def dedup_key(brand: str, start: float) -> str:
+    """Stable key of an incident: brand plus the start of its triggering bucket."""
+    stamp = utc(start).strftime("%Y%m%dT%H%M%SZ")
+    key = f"brandmon/{brand}/{stamp}"
+    if len(key) <= MAX_DEDUP_KEY:
+        return key
+    digest = hashlib.sha256(brand.encode()).hexdigest()[:16]
+    return f"brandmon/{brand[:200]}~{digest}/{stamp}"
+
+
+class Lifecycle:
+    """Turns evaluations into alert events; see the module docstring."""
+
+    def __init__(self, settings: AlertSettings) -> None:
+        self.s = settings
+
+    def step(
+        self, incident: Incident | None, ev: Evaluation
+    ) -> tuple[Incident | None, list[Alert]]:
+        verdict = ev.verdict
+        if incident is None:
+            if verdict.severity is None:
+                return None, []
+            opened = Incident(
+                dedup_key(ev.brand, ev.bucket_start),
+                ev.bucket_start,
+                verdict.severity,
+                ev.bucket_end,
+            )
+            return opened, [self._alert(ev, opened, "trigger", verdict.severity, verdict.rule)]
+        if ev.elevated:
+            incident.last_elevated = max(incident.last_elevated, ev.bucket_end)
+        if verdict.severity and SEVERITY_RANK[verdict.severity] > SEVERITY_RANK[incident.severity]:
+            incident.severity = verdict.severity
+            return incident, [self._alert(ev, incident, "trigger", verdict.severity, verdict.rule)]
+        if ev.bucket_end - incident.last_elevated >= self.s.quiet_seconds:
+            severity: Severity = "critical" if incident.severity == "critical" else "warning"
+            return None, [self._alert(ev, incident, "resolve", severity, "quiet")]
+        return incident, []
+
+    def _alert(
+        self, ev: Evaluation, incident: Incident, action: Action, severity: Severity, rule: Rule
+    ) -> Alert:
+        window = ev.verdict.window
+        evaluated_at = utc(ev.bucket_end)
+        bucket = self.s.bucket_seconds
+        return Alert(
+            alert_id=Alert.make_id(incident.dedup_key, action, severity, evaluated_at),
+            dedup_key=incident.dedup_key,
+            brand=ev.brand,
+            action=action,
+            severity=severity,
+            rule=rule,
+            summary=self._summary(ev, incident, action, severity),
+            incident_start=utc(incident.start),
+            evaluated_at=evaluated_at,
+            window_start=utc(window.first * bucket),
+            window_end=utc((window.last + 1) * bucket),
+            counts=window.counts,
+            baseline_share=ev.share.mean if ev.warm else None,
+            baseline_std=ev.share.std if ev.warm else None,
+            baseline_voices=ev.volume.mean if ev.volume.weight > 0 else None,
+            z=ev.verdict.z,
+            wilson_lower=ev.verdict.wilson_lower,
+            threshold=ev.verdict.threshold,
+            sample_post_ids=list(window.samples) if action == "trigger" else [],
+            model_id=ev.model_id,
+            model_version=ev.model_version,
+        )
+
+    def _summary(self, ev: Evaluation, incident: Incident, action: Action, severity: str) -> str:
+        counts = ev.verdict.window.counts
+        share = f"{counts.share:.0%}" if counts.share is not None else "n/a"
+        since = utc(incident.start).strftime("%Y-%m-%d %H:%M UTC")
+        minutes = (ev.verdict.window.last - ev.verdict.window.first + 1) * (
+            self.s.bucket_seconds / 60
+        )
+        if action == "resolve":
+            quiet = self.s.quiet_seconds / 60
+            return (
+                f"[RESOLVED] {ev.brand}: negative share back to {share} over the last "
+                f"{minutes:g} min, nothing elevated for {quiet:g} min "
+                f"(incident since {since})."
+            )
+        if ev.warm:
+            z = f"{ev.verdict.z:.1f}" if ev.verdict.z is not None else "n/a"
+            against = f"baseline {ev.share.mean:.0%} ± {ev.share.std:.0%}, z {z}"
+        else:
+            against = f"warm-up rule: above {self.s.warmup_share:.0%} with 95% confidence"
+        return (
+            f"[{severity.upper()}] {ev.brand}: {share} negative "
+            f"({counts.negative_voices} of {counts.voices} voices, {counts.posts} posts) "
+            f"over {minutes:g} min ({against}); incident since {since}."
+        )

@@ -1,0 +1,161 @@
+"""Per-brand state of the alert engine, as small dataclasses that round-trip through JSON.
+
+One `BrandState` per brand lives in a changelog-backed table keyed by brand; `to_dict()` gives
+the JSON-able value and `BrandState.from_dict()` reads it back. Nothing here reads a clock:
+every time is event time in epoch seconds, every bucket an integer index
+(`floor(event_time / bucket_seconds)`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts.stats import EwStat
+
+STATE_VERSION = 1
+
+
+@dataclass
+class Bucket:
+    """Counts of one event-time bucket, plus what the duplicate and author guards need.
+
+    `texts` maps a short hash of each distinct text (first occurrence in the bucket) to
+    `[author hash or "", 1 if negative else 0]`, in arrival order.
+    """
+
+    index: int
+    posts: int = 0
+    negatives: int = 0
+    neutrals: int = 0
+    positives: int = 0
+    texts: dict[str, list[Any]] = field(default_factory=dict)
+    overflow_posts: int = 0
+    overflow_negatives: int = 0
+    samples: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "i": self.index,
+            "n": [self.posts, self.negatives, self.neutrals, self.positives],
+            "t": self.texts,
+            "o": [self.overflow_posts, self.overflow_negatives],
+            "s": self.samples,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Bucket:
+        posts, negatives, neutrals, positives = data["n"]
+        overflow_posts, overflow_negatives = data["o"]
+        return cls(
+            index=int(data["i"]),
+            posts=posts,
+            negatives=negatives,
+            neutrals=neutrals,
+            positives=positives,
+            texts={str(k): list(v) for k, v in data["t"].items()},
+            overflow_posts=overflow_posts,
+            overflow_negatives=overflow_negatives,
+            samples=list(data["s"]),
+        )
+
+
+@dataclass
+class Incident:
+    """An open incident: triggered, not yet resolved."""
+
+    dedup_key: str
+    start: float
+    severity: str
+    last_elevated: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.dedup_key,
+            "start": self.start,
+            "severity": self.severity,
+            "last": self.last_elevated,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Incident:
+        return cls(
+            dedup_key=str(data["key"]),
+            start=float(data["start"]),
+            severity=str(data["severity"]),
+            last_elevated=float(data["last"]),
+        )
+
+
+@dataclass
+class BrandState:
+    """Everything the engine remembers about one brand.
+
+    - `watermark`: highest event time seen; `next_close`: the oldest bucket not yet closed
+      (events for older buckets are late).
+    - `buckets`: open buckets plus the closed ones still inside the window, by index.
+    - `share` / `volume`: the baseline, updated only outside incidents; `baseline_at` is the
+      event time of its last update.
+    - `offsets`: highest offset applied per partition, so a replay is not counted twice.
+    """
+
+    brand: str
+    watermark: float | None = None
+    next_close: int | None = None
+    buckets: dict[int, Bucket] = field(default_factory=dict)
+    share: EwStat = field(default_factory=EwStat)
+    volume: EwStat = field(default_factory=EwStat)
+    baseline_at: float | None = None
+    incident: Incident | None = None
+    offsets: dict[int, int] = field(default_factory=dict)
+    late_events: int = 0
+    future_events: int = 0
+    model_id: str = ""
+    model_version: str = ""
+
+    def already_applied(self, partition: int, offset: int) -> bool:
+        last = self.offsets.get(partition)
+        return last is not None and offset <= last
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": STATE_VERSION,
+            "brand": self.brand,
+            "watermark": self.watermark,
+            "next_close": self.next_close,
+            "buckets": [self.buckets[i].to_dict() for i in sorted(self.buckets)],
+            "share": self.share.to_list(),
+            "volume": self.volume.to_list(),
+            "baseline_at": self.baseline_at,
+            "incident": self.incident.to_dict() if self.incident else None,
+            "offsets": {str(p): o for p, o in sorted(self.offsets.items())},
+            "late": self.late_events,
+            "future": self.future_events,
+            "model": [self.model_id, self.model_version],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BrandState:
+        if data.get("v") != STATE_VERSION:
+            raise ValueError(
+                f"alert state version {data.get('v')!r} is not {STATE_VERSION}: "
+                "this worker cannot read it; run the matching brandmon version"
+            )
+        buckets = [Bucket.from_dict(b) for b in data["buckets"]]
+        incident = data["incident"]
+        model_id, model_version = data["model"]
+        return cls(
+            brand=str(data["brand"]),
+            watermark=data["watermark"],
+            next_close=data["next_close"],
+            buckets={b.index: b for b in buckets},
+            share=EwStat.from_list(data["share"]),
+            volume=EwStat.from_list(data["volume"]),
+            baseline_at=data["baseline_at"],
+            incident=Incident.from_dict(incident) if incident else None,
+            offsets={int(p): int(o) for p, o in data["offsets"].items()},
+            late_events=int(data["late"]),
+            future_events=int(data["future"]),
+            model_id=str(model_id),
+            model_version=str(model_version),
+        )
