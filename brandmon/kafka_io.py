@@ -148,9 +148,11 @@ def consume(
     from_beginning: bool = True,
     idle_timeout: float | None = None,
     max_records: int | None = None,
+    timeout: float | None = None,
 ) -> Iterator[Record]:
-    """Yield records from `topics`; stop after `idle_timeout` seconds with nothing new, or
-    after `max_records`. Without a group, nothing is committed (a read-only look)."""
+    """Yield records from `topics`; stop after `idle_timeout` seconds with nothing new, after
+    `max_records`, or after `timeout` seconds in all. Without a group, nothing is committed
+    (a read-only look)."""
     conf = {
         **settings.confluent_config(),
         "group.id": group or f"brandmon-reader-{time.time_ns()}",
@@ -161,8 +163,11 @@ def consume(
     consumer.subscribe(topics)
     seen = 0
     last = time.monotonic()
+    end = last + timeout if timeout is not None else None
     try:
         while max_records is None or seen < max_records:
+            if end is not None and time.monotonic() > end:
+                return
             msg = consumer.poll(0.2)
             if msg is None:
                 if idle_timeout is not None and time.monotonic() - last > idle_timeout:
