@@ -290,9 +290,73 @@ def consume(
         pass
 
 
+def demo(
+    duration: Annotated[float, typer.Option(help="Seconds to run.", min=10)] = 120.0,
+    rate: Annotated[float, typer.Option(help="Simulated posts per second.", min=1)] = 20.0,
+    home: Annotated[Path, typer.Option(help="Folder for the broker's data and logs.")] = Path(
+        ".brandmon/demo"
+    ),
+    every: Annotated[int, typer.Option(help="Print one scored post in EVERY.", min=1)] = 5,
+) -> None:
+    """The main job, end to end: local broker, worker on the default model, simulated posts
+    with a negative spike, scored posts and alerts printed as they arrive."""
+    from brandmon.broker import BrokerError
+    from stream.demo import run_demo
+
+    settings = _settings()
+    try:
+        code = run_demo(settings, duration, rate, home, every)
+    except (BrokerError, RuntimeError) as exc:
+        raise _fail(f"demo failed: {exc}") from exc
+    raise typer.Exit(code)
+
+
+def bench(
+    posts: Annotated[int, typer.Option(help="Posts pushed through Kafka.", min=100)] = 5000,
+    texts: Annotated[
+        Path | None,
+        typer.Option(
+            help='JSONL file with a "text" field to take texts from (default: simulated posts).',
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="PyTorch checkpoint folder of the same model, for the transformers pipeline() "
+            "reference (needs the export extra).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    reference_texts: Annotated[int, typer.Option(min=10)] = 500,
+    half_rate_posts: Annotated[int, typer.Option(min=100)] = 3000,
+    output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+) -> None:
+    """Benchmark through the real broker and worker; prints JSON (not a test)."""
+    from brandmon.kafka_io import BrokerUnreachableError, check_broker
+    from stream.bench import load_texts, run_bench
+
+    settings = _settings()
+    try:
+        check_broker(settings)
+    except BrokerUnreachableError as exc:
+        raise _fail(str(exc)) from exc
+    result = run_bench(
+        settings, load_texts(texts, posts), reference, reference_texts, half_rate_posts
+    )
+    text = json.dumps(result, indent=2)
+    print(text)
+    if output is not None:
+        output.write_text(text + "\n")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(kafka_app, name="kafka")
     app.command()(worker)
     app.command()(produce)
     app.command()(simulate)
     app.command()(consume)
+    app.command()(demo)
+    app.command()(bench)

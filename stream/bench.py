@@ -1,0 +1,345 @@
+"""`brandmon bench`: throughput and latency through the real broker and worker, against the
+classifier alone and the transformers `pipeline()` reference, measured in the same run.
+
+Phases (each result is a key of the printed JSON):
+1. `classifier`: the ONNX classifier alone on the texts, in batches of max_batch (no Kafka).
+2. `reference`: transformers `pipeline()` (PyTorch, one text per call) on a sample of the same
+   texts and the same model's PyTorch checkpoint, when one is given (--reference).
+3. `end_to_end`: all posts produced at once to a fresh topic; a `brandmon worker` process
+   scores them; throughput is posts / (last scored - first produced).
+4. `half_rate`: posts produced at half the end-to-end rate; produce-to-scored latency
+   percentiles against the target max_wait + 3 x (mean batch inference time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brandmon.kafka_io import JsonProducer, consume, ensure_topics
+from brandmon.settings import Settings
+
+
+def load_texts(path: Path | None, count: int, seed: int = 3) -> list[str]:
+    """`count` texts from a JSONL file with a "text" field (cycled), or simulated posts."""
+    if path is None:
+        from datetime import UTC, datetime
+
+        from stream.simulate import PostSimulator, SimulationConfig
+
+        sim = PostSimulator(SimulationConfig(), datetime(2026, 1, 1, tzinfo=UTC), seed=seed)
+        return [p["text"] for p in sim.posts(count)]
+    texts = [json.loads(line)["text"] for line in path.open(encoding="utf-8") if line.strip()]
+    if not texts:
+        raise ValueError(f"{path} has no texts")
+    return [texts[i % len(texts)] for i in range(count)]
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    arr = np.asarray(values)
+    return {f"p{q}": round(float(np.percentile(arr, q)), 4) for q in (50, 95, 99)} | {
+        "max": round(float(arr.max()), 4),
+        "mean": round(float(arr.mean()), 4),
+    }
+
+
+def bench_classifier(settings: Settings, texts: list[str]) -> dict[str, Any]:
+    from stream.classifier import load_classifier
+
+    clf = load_classifier(
+        settings.resolved_model_path,
+        variant=settings.model_variant,
+        provider=settings.execution_provider,
+        threads=settings.ort_threads,
+        micro_batch=settings.micro_batch,
+    )
+    clf.predict_proba(texts[: settings.max_batch])  # warm-up: first call allocates
+    started = time.perf_counter()
+    for i in range(0, len(texts), settings.max_batch):
+        clf.predict_proba(texts[i : i + settings.max_batch])
+    seconds = time.perf_counter() - started
+    lengths = [len(e.ids) for e in clf._tokenizer.encode_batch(texts[:2000])]
+    return {
+        "texts": len(texts),
+        "seconds": round(seconds, 3),
+        "texts_per_second": round(len(texts) / seconds, 1),
+        "batch": settings.max_batch,
+        "micro_batch": settings.micro_batch,
+        "model": clf.model_id,
+        "file": clf.model_file.name,
+        "provider": clf.provider,
+        "mean_tokens": round(statistics.mean(lengths), 1),
+    }
+
+
+def bench_reference(checkpoint: Path, texts: list[str]) -> dict[str, Any]:
+    import torch
+    from transformers import pipeline
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    pipe = pipeline(
+        "text-classification", model=str(checkpoint), tokenizer=str(checkpoint), device=-1
+    )
+    pipe(texts[0])
+    started = time.perf_counter()
+    for text in texts:
+        pipe(text, truncation=True)
+    seconds = time.perf_counter() - started
+    return {
+        "texts": len(texts),
+        "seconds": round(seconds, 3),
+        "texts_per_second": round(len(texts) / seconds, 1),
+        "how": "transformers pipeline(), PyTorch fp32, one text per call",
+        "torch": torch.__version__,
+    }
+
+
+def _bench_settings(base: Settings) -> Settings:
+    suffix = uuid.uuid4().hex[:8]
+    return base.model_copy(
+        update={
+            "topic_posts": f"bench.posts-{suffix}",
+            "topic_scored": f"bench.scored-{suffix}",
+            "topic_dlq": f"bench.dlq-{suffix}",
+            "topic_alerts": f"bench.alerts-{suffix}",
+            "topic_brand_sentiment": f"bench.brand-{suffix}",
+            "app_id": f"brandmon-bench-{suffix}",
+        }
+    )
+
+
+def _worker_env(settings: Settings, port: int) -> dict[str, str]:
+    env = {
+        "BRANDMON_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "BRANDMON_TOPIC_POSTS": settings.topic_posts,
+        "BRANDMON_TOPIC_SCORED": settings.topic_scored,
+        "BRANDMON_TOPIC_DLQ": settings.topic_dlq,
+        "BRANDMON_TOPIC_ALERTS": settings.topic_alerts,
+        "BRANDMON_TOPIC_BRAND_SENTIMENT": settings.topic_brand_sentiment,
+        "BRANDMON_APP_ID": settings.app_id,
+        "BRANDMON_MAX_BATCH": str(settings.max_batch),
+        "BRANDMON_MAX_WAIT": str(settings.max_wait),
+        "BRANDMON_MODEL_PATH": str(settings.resolved_model_path),
+        "BRANDMON_MODEL_VARIANT": settings.model_variant,
+        "BRANDMON_ORT_THREADS": str(settings.ort_threads),
+        "BRANDMON_MICRO_BATCH": str(settings.micro_batch),
+        "BRANDMON_WEB_PORT": str(port),
+        "BRANDMON_DATA_DIR": f"/tmp/brandmon-bench-{settings.app_id}",
+        "BRANDMON_LOG_LEVEL": "WARNING",
+        "BRANDMON_ALERTS__ENABLED": "false",
+    }
+    return env
+
+
+class BenchWorker:
+    """A `brandmon worker` child process scraped over HTTP."""
+
+    def __init__(self, settings: Settings) -> None:
+        import subprocess
+        import sys
+
+        from brandmon.broker import free_port
+
+        self.port = free_port()
+        self.log = Path(f"/tmp/brandmon-bench-worker-{self.port}.log")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "brandmon.cli", "worker"],
+            env={**os.environ, **_worker_env(settings, self.port)},
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"bench worker exited; see {self.log}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"bench worker not ready in {timeout} s; see {self.log}")
+
+    def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        import httpx
+        from prometheus_client.parser import text_string_to_metric_families
+
+        body = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(body)
+            for s in f.samples
+        }
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(60)
+
+
+def _posts(texts: list[str], run: str) -> list[dict[str, Any]]:
+    brands = ("acme", "globex", "initech", "umbrella")
+    now = time.time()
+    return [
+        {"id": f"{run}-{i}", "text": t, "brand": brands[i % len(brands)], "created_at": now}
+        for i, t in enumerate(texts)
+    ]
+
+
+def _run_phase(
+    settings: Settings, texts: list[str], rate: float | None, run: str, timeout: float
+) -> dict[str, Any]:
+    """Produce `texts` as posts (at `rate`/s, or all at once) and time them out of posts.scored."""
+    from stream.producers import Pacer
+
+    posts = _posts(texts, run)
+    produced_at: dict[str, float] = {}
+    producer = JsonProducer(settings, **{"linger.ms": 1})
+    pacer = Pacer(rate)
+    first = time.time()
+    for index, item in enumerate(posts):
+        pacer.wait(index)
+        produced_at[item["id"]] = time.time()
+        producer.send(settings.topic_posts, item, key=item["brand"])
+    producer.flush()
+    produce_seconds = time.time() - first
+    latencies: list[float] = []
+    last = first
+    for record in consume(settings, [settings.topic_scored], timeout=timeout):
+        out = json.loads(record.value or b"{}")
+        if out.get("id") in produced_at:
+            sent = produced_at.pop(out["id"])
+            latencies.append(record.timestamp_ms / 1000 - sent)
+            last = max(last, record.timestamp_ms / 1000)
+        if not produced_at:
+            break
+    seconds = last - first
+    return {
+        "posts": len(posts),
+        "scored": len(latencies),
+        "missing": len(produced_at),
+        "seconds": round(seconds, 3),
+        "produce_seconds": round(produce_seconds, 3),
+        "posts_per_second": round(len(latencies) / seconds, 1) if seconds > 0 else None,
+        "latency_seconds": percentiles(latencies),
+    }
+
+
+def _batch_stats(before: dict[Any, float], after: dict[Any, float]) -> dict[str, Any]:
+    def delta(name: str, labels: tuple[tuple[str, str], ...] = ()) -> float:
+        return after.get((name, labels), 0.0) - before.get((name, labels), 0.0)
+
+    count = delta("brandmon_batch_size_count")
+    buckets = sorted(
+        {dict(k[1])["le"] for k in after if k[0] == "brandmon_batch_size_bucket"},
+        key=lambda le: float(le),
+    )
+    cumulative = {le: delta("brandmon_batch_size_bucket", (("le", le),)) for le in buckets}
+    histogram, previous = {}, 0.0
+    for le in buckets:
+        histogram[f"<={le}"] = int(cumulative[le] - previous)
+        previous = cumulative[le]
+    infer_count = delta("brandmon_inference_seconds_count")
+    return {
+        "batches": int(count),
+        "mean_batch_size": round(delta("brandmon_batch_size_sum") / count, 1) if count else None,
+        "batch_size_histogram": {k: v for k, v in histogram.items() if v},
+        "mean_batch_inference_seconds": round(
+            delta("brandmon_inference_seconds_sum") / infer_count, 4
+        )
+        if infer_count
+        else None,
+    }
+
+
+def bench_end_to_end(settings: Settings, texts: list[str], half_rate_posts: int) -> dict[str, Any]:
+    settings = _bench_settings(settings)
+    ensure_topics(settings, [settings.topic_posts, settings.topic_scored, settings.topic_dlq])
+    worker = BenchWorker(settings)
+    try:
+        worker.wait_ready()
+        warm = _run_phase(settings, texts[:200], None, "warm", timeout=120)
+        if warm["missing"]:
+            raise RuntimeError(f"warm-up lost posts: {warm}")
+        before = worker.samples()
+        full = _run_phase(settings, texts, None, "full", timeout=600)
+        full |= _batch_stats(before, worker.samples())
+        rate = (full["posts_per_second"] or 1) / 2
+        before = worker.samples()
+        half = _run_phase(settings, texts[:half_rate_posts], rate, "half", timeout=600)
+        half |= _batch_stats(before, worker.samples())
+        half["rate"] = round(rate, 1)
+        infer = half["mean_batch_inference_seconds"] or full["mean_batch_inference_seconds"] or 0
+        half["latency_target_seconds"] = round(settings.max_wait + 3 * infer, 4)
+        half["meets_latency_target"] = bool(
+            half["latency_seconds"]
+            and half["latency_seconds"]["p99"] <= half["latency_target_seconds"]
+        )
+        return {"end_to_end": full, "half_rate": half}
+    finally:
+        worker.stop()
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def run_bench(
+    settings: Settings,
+    texts: list[str],
+    reference: Path | None,
+    reference_texts: int,
+    half_rate_posts: int,
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "settings": {
+            "max_batch": settings.max_batch,
+            "max_wait": settings.max_wait,
+            "micro_batch": settings.micro_batch,
+            "ort_threads": settings.ort_threads,
+        },
+    }
+    result["classifier"] = bench_classifier(settings, texts)
+    if reference is not None:
+        result["reference"] = bench_reference(reference, texts[:reference_texts])
+    result |= bench_end_to_end(settings, texts, half_rate_posts)
+    e2e = result["end_to_end"]["posts_per_second"] or 0
+    result["ratios"] = {
+        "end_to_end_vs_classifier": round(e2e / result["classifier"]["texts_per_second"], 3)
+    }
+    if "reference" in result:
+        result["ratios"]["end_to_end_vs_reference"] = round(
+            e2e / result["reference"]["texts_per_second"], 2
+        )
+    return result
