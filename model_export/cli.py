@@ -1,0 +1,243 @@
+"""The model commands of `brandmon`: export, train and evaluate.
+
+Only typer and the standard library are imported here; torch, transformers and optimum are
+imported inside the commands, so `brandmon --help` and the stream never need them. Every
+expected failure (bad option, missing checkpoint, failed validation) ends with a one-paragraph
+message and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+#: Exit code for a failed export validation (typer itself uses 2 for bad options).
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+QUANTIZE_CHOICES = ("auto", "avx512_vnni", "avx2", "none")
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _require_file(path: Path | None, option: str) -> None:
+    if path is not None and not path.is_file():
+        raise typer.BadParameter(f"{path} does not exist or is not a file", param_hint=option)
+
+
+# ---------------------------------------------------------------------------------- export
+
+
+def export_command(
+    checkpoint: Annotated[
+        str,
+        typer.Argument(
+            help="A sequence-classification checkpoint: a local folder (config.json, weights, "
+            "tokenizer) or a Hugging Face hub id (only where the hub is reachable)."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder to write (ONNX files, tokenizer, manifest).")
+    ] = Path("out/model"),
+    name: Annotated[
+        str | None,
+        typer.Option(help="Model name in the manifest [default: the --out folder name]."),
+    ] = None,
+    version: Annotated[str, typer.Option(help="Model version in the manifest.")] = "0.1.0",
+    label_map: Annotated[
+        str | None,
+        typer.Option(
+            "--label-map",
+            help="Override the label canon, e.g. 'LABEL_0=negative,LABEL_1=positive'. "
+            "Targets: negative, neutral, positive.",
+        ),
+    ] = None,
+    max_length: Annotated[
+        int, typer.Option(min=8, max=4096, help="Tokens per text the stream keeps (truncation).")
+    ] = 128,
+    opset: Annotated[int, typer.Option(min=14, help="ONNX opset.")] = 18,
+    quantize: Annotated[
+        str,
+        typer.Option(
+            help="Int8 kernels: 'auto' probes /proc/cpuinfo; or avx512_vnni, avx2, "
+            "or none (no int8 model)."
+        ),
+    ] = "auto",
+    fp16: Annotated[
+        bool, typer.Option("--fp16/--no-fp16", help="Also write model.fp16.onnx (for GPU).")
+    ] = False,
+    atol: Annotated[
+        float, typer.Option(min=0.0, help="Largest allowed |fp32 ONNX - PyTorch| logit difference.")
+    ] = 1e-4,
+    min_agreement: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Least share of sample texts where int8 and fp32 agree."
+        ),
+    ] = 0.97,
+    max_drop: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Most accuracy or macro-recall int8 may lose on --labelled (0.01 = 1 point).",
+        ),
+    ] = 0.01,
+    sample: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSONL (text field) or plain-text file of validation texts "
+            "[default: built-in sentences]."
+        ),
+    ] = None,
+    sample_size: Annotated[int, typer.Option(min=1, help="Most sample texts used.")] = 1000,
+    labelled: Annotated[
+        Path | None,
+        typer.Option(help="Labelled JSONL (text, label): int8 may lose at most --max-drop on it."),
+    ] = None,
+    labelled_size: Annotated[int, typer.Option(min=1, help="Most labelled rows used.")] = 2000,
+    ship: Annotated[
+        bool,
+        typer.Option(
+            "--ship/--no-ship",
+            help="Keep only the int8 model in the folder and the manifest, as committed "
+            "under models/ (model.onnx is deleted after validation).",
+        ),
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Export a checkpoint to a validated brandmon ONNX model folder (fp32, int8, optional fp16)."""
+    _setup_logging(verbose)
+    from model_export.errors import ExportError
+    from model_export.export import ExportOptions, export_model
+    from model_export.labels import parse_label_map
+
+    try:
+        overrides = parse_label_map(label_map) if label_map else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--label-map") from exc
+    if quantize not in QUANTIZE_CHOICES:
+        raise typer.BadParameter(
+            f"use one of {', '.join(QUANTIZE_CHOICES)}", param_hint="--quantize"
+        )
+    if ship and quantize == "none":
+        raise typer.BadParameter("--ship keeps only the int8 model; drop --quantize none")
+    _require_file(sample, "--sample")
+    _require_file(labelled, "--labelled")
+    options = ExportOptions(
+        name=name,
+        version=version,
+        label_map=overrides,
+        max_length=max_length,
+        opset=opset,
+        quantize=quantize,
+        fp16=fp16,
+        atol=atol,
+        min_agreement=min_agreement,
+        max_drop=max_drop,
+        sample_file=sample,
+        sample_size=sample_size,
+        labelled_file=labelled,
+        labelled_size=labelled_size,
+        ship=ship,
+    )
+    try:
+        manifest = export_model(checkpoint, out, options)
+    except ExportError as exc:
+        raise _fail(f"{type(exc).__name__}: {exc}") from exc
+    typer.secho(
+        f"exported {manifest.model_id} to {out} (variants: {', '.join(manifest.variants)})",
+        fg=typer.colors.GREEN,
+    )
+
+
+# ---------------------------------------------------------------------------------- train
+
+
+def train_command(
+    train: Annotated[
+        list[Path],
+        typer.Option(
+            "--train",
+            "-t",
+            help="Training JSONL (text, label); repeat for more files. "
+            "Files without neutral rows are used as negative-vs-positive data.",
+        ),
+    ],
+    val: Annotated[
+        list[Path],
+        typer.Option(
+            "--val", help="Validation JSONL for early stopping; repeatable. Never a test set."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Checkpoint folder (best/, epoch-N/, summary).")
+    ] = Path("checkpoints/brandmon-sentiment-minilm"),
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the 3-class data.")] = 2,
+    lr: Annotated[
+        float, typer.Option(min=0.0, help="Peak learning rate (linear warm-up, linear decay).")
+    ] = 6e-5,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    max_length: Annotated[int, typer.Option(min=8, help="Tokens per text while training.")] = 64,
+    binary_per_epoch: Annotated[
+        int, typer.Option(min=0, help="Negative/positive-only rows mixed into each epoch.")
+    ] = 20000,
+    balance_classes: Annotated[
+        bool, typer.Option("--balance/--no-balance", help="Inverse-frequency class weights.")
+    ] = True,
+    seed: Annotated[int, typer.Option()] = 13,
+    max_minutes: Annotated[
+        float,
+        typer.Option(min=1.0, help="Time budget: the schedule is shortened to end within it."),
+    ] = 45.0,
+    threads: Annotated[int, typer.Option(min=0, help="Torch threads; 0 = default.")] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Fine-tune the default 3-class sentiment model (DistilBERT from all-MiniLM-L6-v2)."""
+    _setup_logging(verbose)
+    from model_export.data import DataFileError
+    from model_export.train import TrainConfig, TrainDataError
+    from model_export.train import train as run_training
+
+    for path in [*train, *val]:
+        _require_file(path, "--train/--val")
+    cfg = TrainConfig(
+        train_files=train,
+        val_files=val,
+        out_dir=out,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        max_length=max_length,
+        binary_per_epoch=binary_per_epoch,
+        balance_classes=balance_classes,
+        seed=seed,
+        max_minutes=max_minutes,
+        threads=threads,
+    )
+    try:
+        summary = run_training(cfg)
+    except (DataFileError, TrainDataError) as exc:
+        raise _fail(str(exc), EXIT_USAGE) from exc
+    typer.echo(
+        f"best validation score {summary['best_score']:.4f} after {summary['minutes']} min "
+        f"({summary['stop_reason']}); checkpoint {summary['best_checkpoint']}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the model commands to the `brandmon` app."""
+    app.command("export")(export_command)
+    app.command("train")(train_command)
