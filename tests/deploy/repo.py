@@ -1,0 +1,60 @@
+"""Paths of the deploy files and what the code exports, shared by the deploy tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics import MetricWrapperBase
+
+from brandmon.metrics import Metrics
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+PROMETHEUS = DEPLOY / "prometheus"
+PROMETHEUS_CONFIG = PROMETHEUS / "prometheus.yml"
+RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.rules.yml"))
+RULE_TESTS = sorted((PROMETHEUS / "tests").glob("*.test.yml"))
+GRAFANA = DEPLOY / "grafana"
+DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
+COMPOSE = REPO / "docker-compose.yml"
+DOCKERFILE = DEPLOY / "Dockerfile"
+DOCKERFILE_GPU = DEPLOY / "Dockerfile.gpu"
+
+#: Series Prometheus writes itself, which a rule or panel may read besides the code's metrics.
+PROMETHEUS_SERIES = frozenset({"up", "ALERTS", "ALERTS_FOR_STATE"})
+
+
+def exported_sample_names() -> set[str]:
+    """Every sample name a worker's /metrics can carry, read off a real registry.
+
+    Labelled metrics export nothing until a child exists, so one child of each is made first.
+    """
+    metrics = Metrics(CollectorRegistry())
+    for value in vars(metrics).values():
+        if isinstance(value, MetricWrapperBase) and value._labelnames:
+            value.labels(*["x"] * len(value._labelnames))
+    return {sample.name for family in metrics.registry.collect() for sample in family.samples}
+
+
+def load_yaml(path: Path) -> Any:
+    with path.open() as fh:
+        return yaml.safe_load(fh)
+
+
+def rules() -> Iterator[tuple[Path, dict[str, Any]]]:
+    """(file, rule) for every recording and alerting rule."""
+    for path in RULE_FILES:
+        for group in load_yaml(path)["groups"]:
+            for rule in group["rules"]:
+                yield path, rule
+
+
+def load_dashboard(path: Path) -> dict[str, Any]:
+    with path.open() as fh:
+        data: dict[str, Any] = json.load(fh)
+    return data
