@@ -1,0 +1,203 @@
+"""docker-compose.yml: `docker compose config` where the compose plugin runs, and everywhere a
+structural check against what the code reads (Settings fields, CLI options, ports, files)."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from brandmon.settings import Settings
+from tests.deploy.repo import COMPOSE, PROMETHEUS_CONFIG, REPO, load_yaml
+
+SERVICES = {"kafka", "kafka-init", "worker", "simulator", "prometheus", "grafana", "worker-gpu"}
+#: Services that must report health (the others are one-shot or have nothing to probe).
+HEALTHCHECKED = {"kafka", "worker", "worker-gpu", "prometheus", "grafana"}
+WEB_PORT = Settings.model_fields["web_port"].default
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = load_yaml(COMPOSE)
+    return data
+
+
+def services() -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = compose()["services"]
+    return result
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def settings_env_names(model: type[BaseModel] = Settings, prefix: str = "BRANDMON_") -> set[str]:
+    """Every BRANDMON_* variable Settings reads, nested groups joined by `__`."""
+    names = set()
+    for name, field in model.model_fields.items():
+        names.add(f"{prefix}{name.upper()}")
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names |= settings_env_names(annotation, f"{prefix}{name.upper()}__")
+    return names
+
+
+def _docker_compose_works() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    done = subprocess.run(
+        ["docker", "compose", "version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    return done.returncode == 0
+
+
+@pytest.mark.skipif(
+    not _docker_compose_works(),
+    reason="no `docker compose` plugin here; the structural tests below check the file instead",
+)
+def test_docker_compose_config_accepts_the_file() -> None:
+    for profile in ([], ["--profile", "gpu"]):
+        done = subprocess.run(
+            ["docker", "compose", "-f", str(COMPOSE), *profile, "config", "--quiet"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+
+
+def test_settings_env_walk_sees_nested_fields() -> None:
+    # Guards the walk itself: top-level and nested alert settings are both found.
+    names = settings_env_names()
+    assert {"BRANDMON_BOOTSTRAP_SERVERS", "BRANDMON_ALERTS__BUCKET_SECONDS"} <= names
+
+
+def test_all_services_are_there() -> None:
+    assert set(services()) >= SERVICES
+
+
+def test_images_are_pinned() -> None:
+    for name, service in services().items():
+        image = service.get("image")
+        assert image, f"{name}: give an image (with `build`, the tag it is built as)"
+        repo, _, tag = image.rpartition(":")
+        assert repo and "/" not in tag, f"{name}: {image} has no tag"
+        assert tag != "latest" and any(c.isdigit() for c in tag), f"{name}: {image} not pinned"
+    images = {name: s["image"] for name, s in services().items()}
+    assert images["kafka"] == "apache/kafka:3.9.2"
+    assert images["kafka-init"] == images["kafka"]
+    assert images["prometheus"].startswith("prom/prometheus:v")
+    assert images["grafana"].startswith("grafana/grafana:")
+
+
+def test_brandmon_variables_are_settings_fields_with_valid_values(monkeypatch) -> None:
+    known = settings_env_names()
+    for name, service in services().items():
+        env = {k: v for k, v in environment(service).items() if k.startswith("BRANDMON_")}
+        unknown = set(env) - known
+        assert not unknown, f"{name}: Settings has no field for {sorted(unknown)}"
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        Settings()  # the values parse and validate as the worker would read them
+        for key in env:
+            monkeypatch.delenv(key)
+
+
+def test_health_checks() -> None:
+    for name in HEALTHCHECKED:
+        check = services()[name].get("healthcheck", {})
+        assert check.get("test") and not check.get("disable"), f"{name} has no health check"
+    for name in ("worker", "worker-gpu"):
+        test = " ".join(services()[name]["healthcheck"]["test"])
+        assert f"127.0.0.1:{WEB_PORT}/ready" in test, name
+
+
+def test_startup_order() -> None:
+    svc = services()
+    for name in ("worker", "worker-gpu"):
+        deps = svc[name]["depends_on"]
+        assert deps["kafka"]["condition"] == "service_healthy"
+        assert deps["kafka-init"]["condition"] == "service_completed_successfully"
+    assert svc["simulator"]["depends_on"]["kafka-init"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert svc["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+
+
+def test_topic_init_creates_the_topics_settings_name() -> None:
+    script = " ".join(services()["kafka-init"]["command"])
+    defaults = Settings.model_fields
+    for field in ("topic_posts", "topic_scored", "topic_dlq", "topic_alerts"):
+        assert f" {defaults[field].default} " in f" {script} ", field
+    assert f"--partitions {defaults['topic_partitions'].default}" in script
+
+
+def test_gpu_profile() -> None:
+    svc = services()
+    gpu = svc["worker-gpu"]
+    assert gpu["profiles"] == ["gpu"]
+    assert gpu["build"]["dockerfile"] == "deploy/Dockerfile.gpu"
+    assert environment(gpu)["BRANDMON_EXECUTION_PROVIDER"] == "cuda"
+    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    # Without the profile the stack is CPU only.
+    for name, service in svc.items():
+        if name != "worker-gpu":
+            assert "profiles" not in service, name
+            assert "cuda" not in environment(service).values(), name
+
+
+def test_commands_are_valid_brandmon_cli_calls() -> None:
+    import typer.main
+
+    from brandmon.cli import app
+
+    cli = typer.main.get_command(app)
+    for name in ("worker", "simulator", "worker-gpu"):
+        command = services()[name]["command"]
+        args = shlex.split(command) if isinstance(command, str) else list(command)
+        assert args[0] == "brandmon", name
+        # click parses the arguments as the real command would, without running it
+        sub = cli.get_command(cli.make_context("brandmon", list(args[1:])), args[1])  # type: ignore[attr-defined]
+        assert sub is not None, f"{name}: no such command {args[1]}"
+        sub.make_context(args[1], list(args[2:]))
+
+
+def test_mounted_files_and_build_contexts_exist() -> None:
+    for name, service in services().items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (REPO / source).exists(), f"{name}: {source} missing"
+        build = service.get("build")
+        if build:
+            assert (REPO / build["context"] / build["dockerfile"]).is_file(), name
+
+
+def test_prometheus_scrapes_the_compose_workers() -> None:
+    config = load_yaml(PROMETHEUS_CONFIG)
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "brandmon-worker"]
+    (sd,) = job["dns_sd_configs"]
+    assert set(sd["names"]) == {"worker", "worker-gpu"} <= set(services())
+    assert sd["port"] == WEB_PORT
+    assert "./deploy/prometheus:/etc/prometheus:ro" in services()["prometheus"]["volumes"]
+    command = services()["prometheus"]["command"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in command
+
+
+def test_grafana_reaches_prometheus() -> None:
+    datasources = load_yaml(REPO / "deploy/grafana/provisioning/datasources/prometheus.yml")
+    (source,) = datasources["datasources"]
+    assert source["url"] == "http://prometheus:9090"
+    assert (
+        source["jsonData"]["timeInterval"]
+        == load_yaml(PROMETHEUS_CONFIG)["global"]["scrape_interval"]
+    )
