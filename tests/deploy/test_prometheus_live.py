@@ -1,0 +1,262 @@
+"""A real Prometheus server (Debian's binary) scraping a real `brandmon worker` on a real Kafka
+broker: the throughput, latency, lag, DLQ and model series arrive with sensible values, and
+the shipped rules evaluate against them without errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from brandmon.kafka_io import JsonProducer
+from brandmon.settings import Settings
+from tests.deploy.repo import RULE_FILES
+from tests.helpers import WorkerProcess, post
+
+PROMETHEUS_BIN = shutil.which("prometheus")
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        PROMETHEUS_BIN is None,
+        reason="the prometheus server is not installed (Debian package `prometheus`; "
+        ".ci/install-system.sh)",
+    ),
+]
+
+#: Scrape and evaluate every second so the test sees series within seconds, not minutes.
+SCRAPE_INTERVAL = "1s"
+#: Posts fed in waves, so rate() windows see traffic spread over several scrapes.
+WAVES, PER_WAVE = 4, 100
+BAD_RECORDS = [b"not json", b"{broken"]
+
+
+class PrometheusServer:
+    """`prometheus` on a free loopback port with its own config and TSDB in a temp folder."""
+
+    def __init__(self, workdir: Path, worker_port: int) -> None:
+        from brandmon.broker import free_port
+
+        self.port = free_port()
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = workdir / "prometheus.log"
+        config = {
+            "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
+            # The shipped rules, unchanged: they must evaluate cleanly on real series.
+            "rule_files": [str(path) for path in RULE_FILES],
+            "scrape_configs": [
+                {
+                    "job_name": "brandmon-worker",
+                    "scrape_timeout": SCRAPE_INTERVAL,
+                    "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}],
+                }
+            ],
+        }
+        self.config_path = workdir / "prometheus.yml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        assert PROMETHEUS_BIN is not None
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                PROMETHEUS_BIN,
+                f"--config.file={self.config_path}",
+                f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"prometheus exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"prometheus not ready after {timeout} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+    def api(self, path: str, **params: str) -> Any:
+        response = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
+        body = response.json()
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """Instant vector result of `expr`: [{'metric': {...}, 'value': [ts, 'str']}, ...]."""
+        data = self.api("query", query=expr)
+        assert data["resultType"] == "vector", data
+        result: list[dict[str, Any]] = data["result"]
+        return result
+
+    def scalar(self, expr: str) -> float | None:
+        """The value of a one-series result, None when there is no series."""
+        result = self.query(expr)
+        assert len(result) <= 1, f"{expr} gave {len(result)} series"
+        return float(result[0]["value"][1]) if result else None
+
+    def wait_for(
+        self, expr: str, ok: Callable[[float | None], bool], timeout: float = 90.0
+    ) -> float | None:
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            value = self.scalar(expr)
+            if ok(value):
+                return value
+            time.sleep(0.5)
+        raise AssertionError(f"{expr} = {value} after {timeout} s\nprometheus log:\n{self.log()}")
+
+
+@pytest.fixture
+def worker(worker_factory: Callable[..., WorkerProcess]) -> WorkerProcess:
+    proc = worker_factory()
+    proc.wait_ready()
+    return proc
+
+
+@pytest.fixture
+def prometheus(worker: WorkerProcess, tmp_path: Path) -> Iterator[PrometheusServer]:
+    server = PrometheusServer(tmp_path / "prometheus", worker.port)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def feed(settings: Settings) -> int:
+    """Send the posts in waves (plus a few bad records); returns the number sent."""
+    producer = JsonProducer(settings)
+    brands = ("acme", "globex", "initech")
+    now = datetime.now(UTC).isoformat()
+    sent = 0
+    for wave in range(WAVES):
+        for i in range(PER_WAVE):
+            n = wave * PER_WAVE + i
+            brand = brands[n % len(brands)]
+            producer.send(settings.topic_posts, post(n, brand=brand, created_at=now), key=brand)
+        producer.flush()
+        sent += PER_WAVE
+        time.sleep(1.5)
+    for raw in BAD_RECORDS:
+        producer.send(settings.topic_posts, raw, key="raw")
+    producer.flush()
+    return sent + len(BAD_RECORDS)
+
+
+def test_prometheus_scrapes_throughput_latency_and_lag(
+    worker: WorkerProcess, prometheus: PrometheusServer, test_settings: Settings
+) -> None:
+    job = 'job="brandmon-worker"'
+    prometheus.wait_for(f"up{{{job}}}", lambda v: v == 1, timeout=30)
+
+    total = feed(test_settings)
+    good = total - len(BAD_RECORDS)
+
+    # Throughput: every record consumed, every good one scored, the bad ones dead-lettered.
+    prometheus.wait_for(f"sum(brandmon_posts_consumed_total{{{job}}})", lambda v: v == total)
+    prometheus.wait_for(f"sum(brandmon_posts_scored_total{{{job}}})", lambda v: v == good)
+    dlq = prometheus.query(f"sum by (reason) (brandmon_posts_dlq_total{{{job}}})")
+    assert {r["metric"]["reason"]: float(r["value"][1]) for r in dlq} == {
+        "invalid_json": len(BAD_RECORDS)
+    }
+    labels = prometheus.query(f"sum by (label) (brandmon_posts_scored_total{{{job}}})")
+    assert {r["metric"]["label"] for r in labels} <= {"negative", "neutral", "positive"}
+    # The dashboard's throughput query shows traffic (a rate over the last minute).
+    rate = prometheus.scalar(f"sum(rate(brandmon_posts_consumed_total{{{job}}}[1m]))")
+    assert rate is not None and 0 < rate <= total
+
+    # Latency: one observation per scored post, and quantiles in a sensible range.
+    assert prometheus.scalar(f"sum(brandmon_produce_to_scored_seconds_count{{{job}}})") == good
+    p95 = prometheus.scalar(
+        "histogram_quantile(0.95, sum by (le) "
+        f"(rate(brandmon_produce_to_scored_seconds_bucket{{{job}}}[1m])))"
+    )
+    assert p95 is not None and math.isfinite(p95) and 0 < p95 < 60, p95
+    batches = prometheus.scalar(f"sum(brandmon_inference_seconds_count{{{job}}})")
+    assert batches is not None and 1 <= batches <= good
+    mean_inference = prometheus.scalar(
+        f"sum(brandmon_inference_seconds_sum{{{job}}}) "
+        f"/ sum(brandmon_inference_seconds_count{{{job}}})"
+    )
+    assert mean_inference is not None and 0 < mean_inference < 5, mean_inference
+    # Batch sizes add up to the records taken (good and bad alike).
+    assert prometheus.scalar(f"sum(brandmon_batch_size_sum{{{job}}})") == total
+
+    # Lag: one series per partition of the posts topic, never negative nor above what was
+    # sent, and back to 0 once the worker has committed everything.
+    topic = f'topic="{test_settings.topic_posts}"'
+    partitions = test_settings.topic_partitions
+    prometheus.wait_for(
+        f"count(brandmon_consumer_lag{{{job}, {topic}}})", lambda v: v == partitions, timeout=30
+    )
+    prometheus.wait_for(f"max(brandmon_consumer_lag{{{job}, {topic}}})", lambda v: v == 0)
+    assert prometheus.scalar(f"min(brandmon_consumer_lag{{{job}, {topic}}})") == 0
+    peak = prometheus.scalar(f"max(max_over_time(brandmon_consumer_lag{{{job}, {topic}}}[10m]))")
+    assert peak is not None and 0 <= peak <= total
+
+    # Model in use.
+    (info,) = prometheus.query(f"brandmon_model_info{{{job}}}")
+    assert info["metric"]["provider"].lower().startswith("cpu")  # cpu or CPUExecutionProvider
+    assert info["metric"]["model_id"] and info["metric"]["version"]
+
+
+def test_shipped_rules_evaluate_cleanly_on_real_series(
+    worker: WorkerProcess, prometheus: PrometheusServer
+) -> None:
+    prometheus.wait_for('up{job="brandmon-worker"}', lambda v: v == 1, timeout=30)
+
+    def evaluated() -> list[dict[str, Any]]:
+        groups = prometheus.api("rules")["groups"]
+        return [rule for group in groups for rule in group["rules"]]
+
+    deadline = time.monotonic() + 30
+    while True:
+        rules = evaluated()
+        if rules and all(not r["lastEvaluation"].startswith("0001") for r in rules):
+            break
+        assert time.monotonic() < deadline, json.dumps(rules, indent=1)[:4000]
+        time.sleep(0.5)
+    assert len(rules) == sum(
+        len(g["rules"]) for path in RULE_FILES for g in yaml.safe_load(path.read_text())["groups"]
+    )
+    broken = {r["name"]: r.get("lastError") for r in rules if r["health"] != "ok"}
+    assert not broken, broken
+    # A healthy, idle worker is neither down nor stalled.
+    firing = prometheus.query('ALERTS{alertstate="firing"}')
+    assert not firing, firing
