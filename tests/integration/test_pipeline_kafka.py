@@ -15,6 +15,7 @@ import pytest
 
 from brandmon.kafka_io import JsonProducer
 from brandmon.settings import Settings
+from stream.manifest import load_manifest
 from tests.helpers import post, read_topic, values
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -30,7 +31,10 @@ def send(settings: Settings, items: list[dict[str, object] | bytes | None]) -> N
     producer.flush()
 
 
-def test_n_posts_in_give_n_scored_records_with_the_same_ids(test_settings, worker_factory):
+def test_n_posts_in_give_n_scored_records_with_the_same_ids(
+    test_settings, worker_factory, tiny_model_dir
+):
+    manifest = load_manifest(tiny_model_dir)
     worker = worker_factory()
     worker.wait_ready()
     posts = [post(i, brand=("acme", "globex", "initech")[i % 3]) for i in range(300)]
@@ -46,7 +50,7 @@ def test_n_posts_in_give_n_scored_records_with_the_same_ids(test_settings, worke
         assert out["text"] == by_id[out["id"]]["text"]
         assert out["label"] in {"negative", "neutral", "positive"}
         assert abs(sum(out["scores"].values()) - 1) < 1e-3
-        assert out["model_id"].startswith("tiny-distilbert@")
+        assert (out["model_id"], out["model_version"]) == (manifest.model_id, manifest.version)
         assert record.headers["brandmon-source"].startswith(test_settings.topic_posts.encode())
     assert worker.metric("brandmon_posts_scored_total", label=scored[0]["label"]) >= 1
 
