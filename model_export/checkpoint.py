@@ -6,7 +6,6 @@ Each kind of problem raises its own ExportError subclass with a message saying w
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import socket
 from dataclasses import dataclass
@@ -123,26 +122,27 @@ def _from_hub(repo_id: str) -> Checkpoint:
 
 
 def read_labels(folder: Path) -> tuple[str, list[str]]:
-    """The architecture name and id2label labels in output order, from config.json."""
+    """The architecture name and the labels in output order (id2label, or transformers'
+    defaults LABEL_0..LABEL_n-1 when config.json names none)."""
+    from transformers import AutoConfig
+
     try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        config = AutoConfig.from_pretrained(str(folder))
+    except (OSError, ValueError, KeyError) as exc:
         raise CheckpointLoadError(f"{folder}/config.json cannot be read: {exc}") from exc
-    archs = config.get("architectures") or []
-    arch = archs[0] if archs else config.get("model_type", "unknown")
+    archs = list(config.architectures or [])
+    arch = archs[0] if archs else str(config.model_type)
     if archs and not any(a.endswith("ForSequenceClassification") for a in archs):
         raise UnsupportedModelError(
             f"{folder} holds a {arch}, not a *ForSequenceClassification model: fine-tune a "
             "classification head first (brandmon train) and export that"
         )
-    id2label = config.get("id2label") or {}
-    try:
-        labels = [id2label[k] for k in sorted(id2label, key=int)]
-    except ValueError as exc:
-        raise CheckpointLoadError(f"{folder}/config.json: id2label keys must be integers") from exc
-    if not labels:
-        raise CheckpointLoadError(f"{folder}/config.json has no id2label: add the label names")
-    return arch, labels
+    id2label = {int(k): str(v) for k, v in config.id2label.items()}
+    if sorted(id2label) != list(range(len(id2label))):
+        raise CheckpointLoadError(
+            f"{folder}/config.json: id2label keys must be 0..n-1, got {sorted(id2label)}"
+        )
+    return arch, [id2label[i] for i in range(len(id2label))]
 
 
 def load_model_and_tokenizer(folder: Path) -> tuple[Any, Any]:
@@ -152,7 +152,7 @@ def load_model_and_tokenizer(folder: Path) -> tuple[Any, Any]:
 
     try:
         model = AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+    except Exception as exc:  # transformers/safetensors raise many types; all mean "unloadable"
         raise CheckpointLoadError(
             f"transformers cannot load the weights in {folder} ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}); re-save the checkpoint"

@@ -81,7 +81,8 @@ def build_label_map(
     stray = sorted(set(overrides) - set(labels))
     if stray:
         raise UnknownLabelError(
-            f"--label-map names {stray}, which the model does not have; its labels are {list(labels)}"
+            f"--label-map names {stray}, which the model does not have; "
+            f"its labels are {list(labels)}"
         )
     mapping: dict[str, str] = {}
     unknown: list[str] = []

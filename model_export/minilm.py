@@ -58,7 +58,7 @@ def distilbert_config(num_labels: int, id2label: dict[int, str]) -> DistilBertCo
 
 
 def map_bert_state(bert: dict[str, torch.Tensor], n_layers: int) -> dict[str, torch.Tensor]:
-    """Return DistilBERT encoder weights (prefix `distilbert.`) built from a BertModel state dict."""
+    """DistilBERT encoder weights (prefix `distilbert.`) from a BertModel state dict."""
     out: dict[str, torch.Tensor] = {}
     emb = "distilbert.embeddings."
     out[emb + "word_embeddings.weight"] = bert["embeddings.word_embeddings.weight"]

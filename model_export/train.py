@@ -57,7 +57,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     seed: int = 13
     #: Binary (neg/pos only) rows used per epoch; each epoch takes the next slice of the pool.
-    binary_per_epoch: int = 16000
+    binary_per_epoch: int = 20000
     #: Binary rows shorter than this many words are dropped (SST-2 has many 1-2 word phrases).
     binary_min_words: int = 3
     #: Binary rows held out of training to watch negative-vs-positive accuracy.
@@ -71,7 +71,7 @@ class TrainConfig:
     patience: int = 2
     #: Time budget: after `calibrate_steps` the schedule is shortened so that the learning
     #: rate reaches zero (and training ends) within it, however busy the machine is.
-    max_minutes: float = 45.0
+    max_minutes: float = 60.0
     calibrate_steps: int = 100
     threads: int = 0
     bucket_batches: int = 50

@@ -1,0 +1,33 @@
+"""pytest plugin (listed in tests/conftest.py): tiny exported models for tests that need a real
+ONNX model folder but not a good one.
+
+`tiny_model_dir` is a random 3-class DistilBERT (dim 32, 2 layers) exported through the real
+`brandmon export` path (optimum, validation, int8, manifest), once per test session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TINY_LABELS = ("negative", "neutral", "positive")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 3-class DistilBertForSequenceClassification checkpoint folder."""
+    from model_export.testing import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-checkpoint") / "ckpt", TINY_LABELS)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint_dir: Path) -> Path:
+    """The tiny checkpoint exported to an ONNX model folder (model.onnx, model.int8.onnx,
+    tokenizer, manifest.json)."""
+    from model_export.export import ExportOptions, export_model
+
+    out = tmp_path_factory.mktemp("tiny-model") / "tiny-sentiment"
+    export_model(str(tiny_checkpoint_dir), out, ExportOptions(max_length=64))
+    return out
