@@ -1,0 +1,93 @@
+"""Pieces of `brandmon train` that decide what the model learns: loss masking, class weights,
+length buckets and the time-budgeted schedule."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from model_export.data import read_jsonl
+from model_export.train import (
+    LABELS,
+    NEUTRAL,
+    Pools,
+    Row,
+    Schedule,
+    TrainConfig,
+    TrainDataError,
+    _check_labels,
+    batch_loss,
+    class_weights,
+    epoch_rows,
+    make_batches,
+)
+
+
+def test_binary_rows_never_push_the_neutral_logit() -> None:
+    logits = torch.zeros((2, 3), requires_grad=True)
+    labels = torch.tensor([0, 2])
+    loss = batch_loss(logits, labels, torch.tensor([True, True]), torch.ones(3))
+    loss.backward()
+    assert torch.all(logits.grad[:, NEUTRAL] == 0)
+    # with neutral masked the loss is the 2-way cross-entropy: ln 2 for equal logits
+    assert loss.item() == pytest.approx(torch.log(torch.tensor(2.0)).item(), rel=1e-6)
+
+
+def test_three_class_rows_are_weighted_by_their_class() -> None:
+    logits = torch.zeros((1, 3))
+    weights = torch.tensor([2.0, 0.5, 1.0])
+    negative = batch_loss(logits, torch.tensor([0]), torch.tensor([False]), weights)
+    neutral = batch_loss(logits, torch.tensor([1]), torch.tensor([False]), weights)
+    assert negative.item() == pytest.approx(4 * neutral.item())
+
+
+def test_class_weights_balance_the_classes() -> None:
+    rows = [Row([1], 0, False)] * 10 + [Row([1], 1, False)] * 30 + [Row([1], 2, False)] * 20
+    weights = class_weights(rows)
+    counts = [10, 30, 20]
+    # every class contributes the same total weight, and the mean row weight is 1
+    assert [w * c for w, c in zip(weights, counts, strict=True)] == pytest.approx([20.0] * 3)
+    assert sum(w * c for w, c in zip(weights, counts, strict=True)) / 60 == pytest.approx(1.0)
+
+
+def test_batches_hold_texts_of_similar_length_and_cover_every_row() -> None:
+    rng = random.Random(0)
+    rows = [Row([1] * rng.randint(3, 60), 0, False) for _ in range(640)]
+    batches = make_batches(rows, batch_size=32, bucket=20, rng=random.Random(1))
+    assert sorted(len(r.ids) for b in batches for r in b) == sorted(len(r.ids) for r in rows)
+    spreads = [max(len(r.ids) for r in b) - min(len(r.ids) for r in b) for b in batches]
+    assert max(spreads) <= 10  # one chunk of 640 sorted rows -> neighbours in length
+
+
+def test_each_epoch_takes_the_next_slice_of_the_binary_pool() -> None:
+    binary = [Row([i], 0, True) for i in range(10)]
+    pools = Pools(multi=[Row([99], 1, False)], binary=binary)
+    cfg = TrainConfig([], [], Path("unused"), binary_per_epoch=4)
+    first = [r.ids[0] for r in epoch_rows(pools, 0, cfg) if r.binary]
+    second = [r.ids[0] for r in epoch_rows(pools, 1, cfg) if r.binary]
+    assert first == [0, 1, 2, 3]
+    assert second == [4, 5, 6, 7]
+
+
+def test_schedule_warms_up_then_decays_to_zero_and_shrinks_to_the_budget() -> None:
+    plan = Schedule(warm=10, total=110)
+    assert plan.factor(0) == pytest.approx(0.1)
+    assert plan.factor(10) == pytest.approx(1.0)
+    assert plan.factor(110) == 0.0
+    # 1 s/step: the 60 s left hold ~55 more steps, beyond the plan -> unchanged;
+    # 2 s/step: they hold ~27 more -> the schedule now ends at step ~77
+    assert plan.fit_budget(step=100, elapsed=100.0, budget=160.0) is False
+    assert plan.fit_budget(step=50, elapsed=100.0, budget=160.0) is True
+    assert 50 < plan.total < 110
+
+
+def test_training_file_with_foreign_labels_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "stars.jsonl"
+    path.write_text(json.dumps({"text": "ok", "label": "4 stars"}) + "\n")
+    with pytest.raises(TrainDataError, match="4 stars"):
+        _check_labels(read_jsonl(path))
+    assert LABELS == ("negative", "neutral", "positive")
