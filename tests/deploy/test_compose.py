@@ -133,11 +133,17 @@ def test_startup_order() -> None:
 
 
 def test_topic_init_creates_the_topics_settings_name() -> None:
-    script = " ".join(services()["kafka-init"]["command"])
+    init = services()["kafka-init"]
+    script = " ".join(init["command"])
     defaults = Settings.model_fields
     for field in ("topic_posts", "topic_scored", "topic_dlq", "topic_alerts"):
         assert f" {defaults[field].default} " in f" {script} ", field
-    assert f"--partitions {defaults['topic_partitions'].default}" in script
+    # Same broker and partition count as the workers (`$$` is compose's escaped `$`).
+    assert '--partitions "$$BRANDMON_TOPIC_PARTITIONS"' in script
+    assert '--bootstrap-server "$$BRANDMON_BOOTSTRAP_SERVERS"' in script
+    worker_env = environment(services()["worker"])
+    for key in ("BRANDMON_TOPIC_PARTITIONS", "BRANDMON_BOOTSTRAP_SERVERS"):
+        assert environment(init)[key] == worker_env[key]
 
 
 def test_gpu_profile() -> None:
