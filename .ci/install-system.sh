@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages brandmon's tests need, and nothing else.
-#   prometheus: brings `promtool` (rules/config checks and rule unit tests) and the
-#               `prometheus` server binary the live scrape test starts on a free port.
+#   prometheus:     brings `promtool` (rules/config checks and rule unit tests) and the
+#                   `prometheus` server binary the live scrape test starts on a free port.
+#   docker-compose: Compose 1.29 (Python); no engine needed, it validates docker-compose.yml
+#                   against the Compose schema where the `docker compose` plugin is missing.
 # Idempotent: packages already present are skipped without touching apt's lists, so a
 # second run (or a developer machine that has them) costs nothing. Quiet on success,
 # loud on failure: `set -e` stops at the first error and apt's own message is printed.
@@ -10,6 +12,7 @@ set -euo pipefail
 # Debian package -> a command it must provide once installed (checked after the install).
 declare -A PACKAGES=(
     [prometheus]=promtool
+    [docker-compose]=docker-compose
 )
 
 missing=()
