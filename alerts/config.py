@@ -22,9 +22,11 @@ class AlertSettings(BaseModel):
     # --- buckets and windows (event time) -------------------------------------------------
     bucket_seconds: int = Field(60, gt=0, description="Width of an event-time bucket.")
     window_buckets: int = Field(5, gt=0, description="Buckets in the sliding evaluation window.")
-    #: A short window (the newest buckets) is tested too, so a sharp spike is caught within
-    #: two buckets instead of waiting for it to fill the whole window.
-    recent_buckets: int = Field(2, gt=0, description="Buckets in the short evaluation window.")
+    #: Shorter windows (the newest 1 and 2 buckets) are tested too, so a sharp spike is caught
+    #: within two buckets instead of waiting for it to fill the whole window. Their z-score
+    #: uses the baseline std scaled by sqrt(window_buckets / k) (a k-bucket share is noisier),
+    #: and their z thresholds are raised to keep the false-alarm rate per hour (detector.py).
+    short_windows: tuple[int, ...] = Field((1, 2), description="Lengths of the short windows.")
     allowed_lateness_seconds: int = Field(
         30, ge=0, description="A bucket closes when the brand's event time passes end + this."
     )
@@ -90,8 +92,8 @@ class AlertSettings(BaseModel):
     def _consistent(self) -> AlertSettings:
         if self.z_critical < self.z_warning:
             raise ValueError("z_critical must be >= z_warning")
-        if self.recent_buckets > self.window_buckets:
-            raise ValueError("recent_buckets must be <= window_buckets")
+        if any(not 0 < k <= self.window_buckets for k in self.short_windows):
+            raise ValueError("every short window must be between 1 and window_buckets")
         if self.warmup_critical_share < self.warmup_share:
             raise ValueError("warmup_critical_share must be >= warmup_share")
         if self.notifier_backoff_max_seconds < self.notifier_backoff_initial_seconds:

@@ -1,12 +1,22 @@
 """The spike test: is the negative share of a window well above the brand's baseline?
 
-A window is *above* when all of these hold:
-- volume guards: at least `min_posts` voices and `min_negatives` negative voices;
-- once the baseline is warm: z = (share - mean) / max(std, std_floor) >= z_warning, and the
-  Wilson lower bound of the share >= mean + wilson_margin (the excess is real, not noise);
-  severity is critical when z >= z_critical;
-- during warm-up (too little history): the Wilson lower bound of the share > warmup_share
-  (critical above warmup_critical_share).
+A window of k buckets is *above* when all of these hold:
+- volume guards: at least `min_posts` voices and `min_negatives` negative voices (multiplied
+  by the overdispersion below once the baseline is warm: they count independent evidence);
+- once the baseline is warm:
+  - z = (share - mean) / std_n >= z_warning, where mean is the EW baseline of full-window
+    shares and std_n the std of a share over this window's voices (`z_score`);
+  - the Wilson lower bound of the share >= mean + wilson_margin, with the sample size divided
+    by the brand's overdispersion (observed variance of the share over the binomial one, at
+    least 1), so a brand whose share swings more than chance does not page on a swing;
+  - severity is critical when z >= z_critical.
+  A short window (k < window_buckets) gives window_buckets/k times as many independent looks
+  per hour, and there are several short windows, so their z thresholds are raised until
+  each one's one-sided tail probability is k / window_buckets / (number of short windows)
+  of the full window's (z 3 -> 3.64 for 1 bucket, 3.46 for 2, of 5): together they add at
+  most the full window's false-alarm rate per hour, as a fast path for sharp spikes.
+- during warm-up (too little history), full window only: the Wilson lower bound of the share
+  > warmup_share (critical above warmup_critical_share), with the same volume guards.
 
 `elevated()` is the weaker test that keeps an open incident alive: the newest bucket's
 Wilson lower bound is within `keepalive_slack` of the trigger level.
@@ -14,12 +24,22 @@ Wilson lower bound is within `keepalive_slack` of the trigger level.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 from alerts.buckets import Window
 from alerts.config import AlertSettings
 from alerts.schema import Rule, Severity
 from alerts.stats import EwStat, wilson_lower_bound
+
+_NORMAL = NormalDist()
+
+
+def equalised_z(z: float, fraction: float) -> float:
+    """The z whose one-sided tail probability is `fraction` of z's (Bonferroni)."""
+    tail = (1.0 - _NORMAL.cdf(z)) * fraction
+    return _NORMAL.inv_cdf(1.0 - tail) if tail > 0 else z
 
 
 @dataclass(frozen=True)
@@ -43,6 +63,15 @@ class Detector:
 
     def __init__(self, settings: AlertSettings) -> None:
         self.s = settings
+        n = settings.window_buckets
+        shorts = sorted(set(settings.short_windows) - {n})
+        self._z_levels = {n: (settings.z_warning, settings.z_critical)}
+        for k in shorts:
+            fraction = k / n / len(shorts)
+            self._z_levels[k] = (
+                equalised_z(settings.z_warning, fraction),
+                equalised_z(settings.z_critical, fraction),
+            )
 
     def is_warm(self, share: EwStat) -> bool:
         return share.weight >= max(self.s.warmup_buckets, 1e-9)
@@ -53,36 +82,71 @@ class Detector:
             return min(share.mean + self.s.wilson_margin, 1.0)
         return self.s.warmup_share
 
-    def judge(self, window: Window, share: EwStat) -> Verdict:
-        counts = window.counts
-        lower = wilson_lower_bound(counts.negative_voices, counts.voices, self.s.wilson_z)
+    def judge(self, window: Window, share: EwStat, volume: EwStat) -> Verdict:
+        """Is `window` above the baseline (`share`, `volume`: as before this bucket)?"""
+        length = window.last - window.first + 1
         level = self.trigger_level(share)
         if not self.is_warm(share):
+            lower = self.wilson(window, 1.0)
+            if length < self.s.window_buckets:
+                return Verdict(window, None, "warmup", None, lower, level)
             return self._judge_warmup(window, lower, level)
-        z = self.z_score(counts.share, share)
+        phi = self.overdispersion(share, volume)
+        lower = self.wilson(window, phi)
+        z = self.z_score(window, share, phi)
         severity: Severity | None = None
-        if self._enough_volume(window) and lower >= level and z is not None:
-            if z >= self.s.z_critical:
+        if self._enough_volume(window, phi) and lower >= level and z is not None:
+            warning, critical = self._z_levels[length]
+            if z >= critical:
                 severity = "critical"
-            elif z >= self.s.z_warning:
+            elif z >= warning:
                 severity = "warning"
         return Verdict(window, severity, "baseline", z, lower, level)
 
-    def elevated(self, newest: Window, share: EwStat) -> bool:
+    def elevated(self, newest: Window, share: EwStat, volume: EwStat) -> bool:
         """Does the newest bucket still show the incident (hysteresis for the resolve)?"""
-        counts = newest.counts
-        if counts.voices == 0:
+        if newest.voices == 0:
             return False
-        lower = wilson_lower_bound(counts.negative_voices, counts.voices, self.s.wilson_z)
-        return lower >= self.trigger_level(share) - self.s.keepalive_slack
+        phi = self.overdispersion(share, volume) if self.is_warm(share) else 1.0
+        return self.wilson(newest, phi) >= self.trigger_level(share) - self.s.keepalive_slack
 
-    def z_score(self, value: float | None, share: EwStat) -> float | None:
-        if value is None or share.weight <= 0:
+    def wilson(self, window: Window, overdispersion: float) -> float:
+        """Wilson lower bound of the window's share, sample size shrunk by overdispersion."""
+        counts = window.counts
+        if counts.voices == 0:
+            return 0.0
+        n_eff = counts.voices / overdispersion
+        k_eff = counts.negative_voices / overdispersion
+        return wilson_lower_bound(k_eff, n_eff, self.s.wilson_z)
+
+    def overdispersion(self, share: EwStat, volume: EwStat) -> float:
+        """Observed variance of full-window shares over the binomial variance (>= 1)."""
+        if volume.weight <= 0 or volume.mean < 1:
+            return 1.0
+        p = min(max(share.mean, 0.01), 0.99)
+        binomial = p * (1 - p) / volume.mean
+        return max(1.0, share.var / binomial)
+
+    def z_score(self, window: Window, share: EwStat, overdispersion: float) -> float | None:
+        """z of the window's share against the baseline of full-window shares.
+
+        The std is that of a share over this window's own voices: overdispersion * p(1-p) / n
+        (equal to the baseline's variance at the baseline's volume, larger for a short or
+        quiet window, smaller for a loud one), floored at std_floor.
+        """
+        counts = window.counts
+        if counts.share is None or share.weight <= 0:
             return None
-        return (value - share.mean) / max(share.std, self.s.std_floor)
+        p = min(max(share.mean, 0.01), 0.99)
+        std = math.sqrt(overdispersion * p * (1 - p) / counts.voices)
+        return (counts.share - share.mean) / max(std, self.s.std_floor)
 
-    def _enough_volume(self, window: Window) -> bool:
-        return window.voices >= self.s.min_posts and window.negative_voices >= self.s.min_negatives
+    def _enough_volume(self, window: Window, overdispersion: float) -> bool:
+        """Volume guards, on the evidence left after the overdispersion correction."""
+        return (
+            window.voices >= self.s.min_posts * overdispersion
+            and window.negative_voices >= self.s.min_negatives * overdispersion
+        )
 
     def _judge_warmup(self, window: Window, lower: float, level: float) -> Verdict:
         severity: Severity | None = None

@@ -128,17 +128,18 @@ class AlertEngine:
         s = self.s
         buckets = state.buckets.values()
         full = window_counts(buckets, index - s.window_buckets + 1, index, s.samples_per_alert)
-        recent = window_counts(buckets, index - s.recent_buckets + 1, index, s.samples_per_alert)
+        full_verdict = self.detector.judge(full, state.share, state.volume)
+        verdict = full_verdict
+        for length in sorted(set(s.short_windows) - {s.window_buckets}):
+            window = window_counts(buckets, index - length + 1, index, s.samples_per_alert)
+            verdict = _most_severe(verdict, self.detector.judge(window, state.share, state.volume))
         newest = window_counts(buckets, index, index, 0)
-        verdict = _most_severe(
-            self.detector.judge(full, state.share), self.detector.judge(recent, state.share)
-        )
         ev = Evaluation(
             brand=state.brand,
             bucket_start=index * s.bucket_seconds,
             bucket_end=(index + 1) * s.bucket_seconds,
             verdict=verdict,
-            elevated=self.detector.elevated(newest, state.share),
+            elevated=self.detector.elevated(newest, state.share, state.volume),
             share=replace(state.share),
             volume=replace(state.volume),
             warm=self.detector.is_warm(state.share),
@@ -146,14 +147,29 @@ class AlertEngine:
             model_version=state.model_version,
         )
         state.incident, alerts = self.lifecycle.step(state.incident, ev)
-        full_verdict = verdict if verdict.window is full else self.detector.judge(full, ev.share)
         record = self._record(state, index, full_verdict, ev)
-        if state.incident is None and full.voices >= s.min_posts and full.counts.share is not None:
-            elapsed = ev.bucket_end - (state.baseline_at or ev.bucket_end)
-            state.share.update(full.counts.share, elapsed, s.baseline_half_life_seconds)
-            state.volume.update(float(full.voices), elapsed, s.baseline_half_life_seconds)
-            state.baseline_at = ev.bucket_end
+        if state.incident is None:
+            self._learn(state, full.counts.share, full.voices, ev)
         return alerts, record
+
+    def _learn(self, state: BrandState, share: float | None, voices: int, ev: Evaluation) -> None:
+        """Update the baseline with a full window outside any incident.
+
+        Windows with fewer than min_posts voices are skipped (their share is noise). Once
+        warm, the share is clipped to mean ± z_warning·std, so the onset of a spike (before
+        it triggers) or a one-off outlier moves the baseline only a little, while a lasting
+        level shift is still learned within a few half-lives.
+        """
+        s = self.s
+        if share is None or voices < s.min_posts:
+            return
+        if ev.warm:
+            band = s.z_warning * max(state.share.std, s.std_floor)
+            share = min(max(share, state.share.mean - band), state.share.mean + band)
+        elapsed = ev.bucket_end - (state.baseline_at or ev.bucket_end)
+        state.share.update(share, elapsed, s.baseline_half_life_seconds)
+        state.volume.update(float(voices), elapsed, s.baseline_half_life_seconds)
+        state.baseline_at = ev.bucket_end
 
     def _record(
         self, state: BrandState, index: int, verdict: Verdict, ev: Evaluation
@@ -182,13 +198,13 @@ class AlertEngine:
         )
 
 
-def _most_severe(full: Verdict, recent: Verdict) -> Verdict:
-    """The more severe verdict; on a tie the one with the higher z; else the full window."""
+def _most_severe(best: Verdict, other: Verdict) -> Verdict:
+    """The more severe verdict; on a tie the one with the higher z; else `best`."""
 
     def rank(verdict: Verdict) -> tuple[int, float]:
         severity = SEVERITY_RANK[verdict.severity] if verdict.severity else -1
         return severity, verdict.z if verdict.z is not None else verdict.wilson_lower
 
-    if recent.severity is None:
-        return full
-    return recent if rank(recent) > rank(full) else full
+    if other.severity is None:
+        return best
+    return other if rank(other) > rank(best) else best

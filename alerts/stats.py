@@ -6,8 +6,11 @@ import math
 from dataclasses import dataclass
 
 
-def wilson_lower_bound(successes: int, trials: int, z: float = 1.96) -> float:
-    """Lower end of the Wilson score interval of a binomial proportion (0 when trials = 0)."""
+def wilson_lower_bound(successes: float, trials: float, z: float = 1.96) -> float:
+    """Lower end of the Wilson score interval of a binomial proportion (0 when trials <= 0).
+
+    Counts may be fractional (an effective sample size after an overdispersion correction).
+    """
     if trials <= 0:
         return 0.0
     p = successes / trials

@@ -1,0 +1,391 @@
+"""Scenario benchmark: seeded synthetic scored streams run through the real `AlertEngine`.
+
+Each scenario is a few hours of per-minute traffic for one or more brands (Poisson-like
+volumes, a per-minute wobble of the true negative share, a skewed author pool, some
+retweeted texts, 0-20 s of arrival delay) plus the thing it tests: a true spike to detect or
+a decoy that must stay silent. `run_scenarios(seed, scale)` scores the engine on them:
+
+- an incident (a dedup_key) is a true positive when its brand has a true spike and its first
+  trigger falls between the spike's start and its end plus one window;
+- precision = true incidents / incidents, recall = spikes detected / spikes (null when the
+  ratio has no denominator);
+- time to detect = (first trigger's event time - spike start) in buckets; time to resolve =
+  (resolve's event time - spike end) in buckets.
+
+Targets (docs/alerts.md, issue 3): every spike detected, no alert on decoys, detect within 2
+buckets, resolve within the quiet period + 1 bucket. The defaults are tuned on principle
+(statistics of the share), not on these streams; `scale` multiplies every volume.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from alerts.config import AlertSettings
+from alerts.engine import AlertEngine
+from alerts.schema import Alert
+from alerts.state import BrandState
+from stream.schema import ScoredPost, Scores
+
+#: Monday 2026-01-05 00:00 UTC: the scenarios' event-time origin.
+ORIGIN = datetime(2026, 1, 5, tzinfo=UTC)
+PARTITIONS = 4
+MAX_ARRIVAL_DELAY = 20.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A brand's normal traffic: posts per minute, negative share, per-minute share wobble."""
+
+    brand: str
+    rate: float
+    share: float
+    wobble: float = 0.02
+    authors: int = 20_000
+
+
+@dataclass(frozen=True)
+class TrueSpike:
+    brand: str
+    start: float
+    end: float
+
+
+@dataclass
+class Stream:
+    """Posts of one scenario, in event time before arrival ordering, plus the truth."""
+
+    rng: random.Random
+    posts: list[tuple[float, ScoredPost]] = field(default_factory=list)
+    spikes: list[TrueSpike] = field(default_factory=list)
+    serial: int = 0
+
+    def add(
+        self,
+        brand: str,
+        event_time: float,
+        negative: bool,
+        *,
+        author: str | None,
+        text: str | None = None,
+        arrival: float | None = None,
+    ) -> None:
+        self.serial += 1
+        label = "negative" if negative else ("neutral" if self.rng.random() < 0.6 else "positive")
+        created = ORIGIN + timedelta(seconds=event_time)
+        if arrival is None:
+            arrival = event_time + self.rng.uniform(0.0, MAX_ARRIVAL_DELAY)
+        post = ScoredPost(
+            id=f"{brand}-{self.serial}",
+            text=text if text is not None else f"{brand} {label} post #{self.serial}",
+            brand=brand,
+            created_at=created,
+            author=author,
+            label=label,
+            scores=Scores(
+                negative=float(negative),
+                neutral=float(label == "neutral"),
+                positive=float(label == "positive"),
+            ),
+            model_id="scenario-model",
+            model_version="1",
+            scored_at=ORIGIN + timedelta(seconds=arrival + 0.2),
+        )
+        self.posts.append((arrival, post))
+
+
+def _count(rng: random.Random, mean: float) -> int:
+    """A Poisson-like count (normal approximation above 30)."""
+    if mean <= 0:
+        return 0
+    if mean > 30:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit, k, p = math.exp(-mean), 0, rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k
+
+
+ShareFn = Callable[[int], float]
+RateFn = Callable[[int], float]
+
+
+def background(
+    stream: Stream,
+    profile: Profile,
+    minutes: range,
+    share_at: ShareFn | None = None,
+    rate_at: RateFn | None = None,
+) -> None:
+    """Normal traffic of `profile` over `minutes`, optionally with a time-varying share/rate."""
+    rng = stream.rng
+    viral = [(f"{profile.brand} viral #{i}", rng.random() < profile.share) for i in range(20)]
+    for minute in minutes:
+        base = share_at(minute) if share_at else profile.share
+        share = min(max(rng.gauss(base, profile.wobble), 0.0), 1.0)
+        rate = rate_at(minute) if rate_at else profile.rate
+        for _ in range(_count(rng, rate)):
+            author = f"{profile.brand}-u{int(profile.authors * rng.random() ** 2)}"
+            if rng.random() < 0.05:
+                text, negative = rng.choice(viral)
+            else:
+                text, negative = None, rng.random() < share
+            stream.add(
+                profile.brand, (minute + rng.random()) * 60, negative, author=author, text=text
+            )
+
+
+def burst(
+    stream: Stream,
+    brand: str,
+    start: float,
+    end: float,
+    rate: float,
+    share: float,
+    authors: int = 50_000,
+) -> None:
+    """Extra traffic with its own share between `start` and `end` (seconds), many authors."""
+    rng = stream.rng
+    for _ in range(_count(stream.rng, rate * (end - start) / 60)):
+        stream.add(
+            brand,
+            rng.uniform(start, end),
+            rng.random() < share,
+            author=f"{brand}-angry{rng.randrange(authors)}",
+        )
+
+
+# --- the scenarios --------------------------------------------------------------------------
+
+MINUTES = 210
+
+
+def _brands(scale: float) -> list[Profile]:
+    return [
+        Profile("acme", 100 * scale, 0.15),
+        Profile("globex", 40 * scale, 0.22),
+        Profile("initech", 200 * scale, 0.08),
+        Profile("umbrella", 25 * scale, 0.30, wobble=0.04),
+    ]
+
+
+def steady(stream: Stream, scale: float) -> None:
+    """Several brands with ordinary traffic for 3.5 hours: nothing to report."""
+    for profile in _brands(scale):
+        background(stream, profile, range(MINUTES))
+
+
+def true_spike(stream: Stream, scale: float) -> None:
+    """Two real surges: acme (big brand) and globex (mid-size), at different times."""
+    for profile in _brands(scale):
+        background(stream, profile, range(MINUTES))
+    rng = stream.rng
+    # An outage-like surge: volume x2.5, negative share roughly doubled (+25 points).
+    for brand, begin, rate, share in (("acme", 120, 150, 0.60), ("globex", 150, 60, 0.65)):
+        start = (begin + rng.random()) * 60
+        end = start + 20 * 60
+        burst(stream, brand, start, end, rate * scale, share)
+        stream.spikes.append(TrueSpike(brand, start, end))
+
+
+def low_volume(stream: Stream, scale: float) -> None:
+    """Small brands whose share swings wildly from minute to minute, and a noisy mid one."""
+    background(stream, Profile("tinyco", 6 * scale, 0.30, wobble=0.15), range(MINUTES))
+    background(stream, Profile("smallco", 15 * scale, 0.25, wobble=0.10), range(MINUTES))
+    background(stream, Profile("midco", 50 * scale, 0.25, wobble=0.04), range(MINUTES))
+
+
+def spam_author(stream: Stream, scale: float) -> None:
+    """One account posts the same complaint hundreds of times; later a bot farm copies one."""
+    profile = Profile("acme", 100 * scale, 0.15)
+    background(stream, profile, range(MINUTES))
+    rng = stream.rng
+    text = "acme is a scam, never buy from acme!!!"
+    for _ in range(int(600 * max(scale, 0.5))):
+        stream.add("acme", rng.uniform(100 * 60, 115 * 60), True, author="angry-bot", text=text)
+    copypasta = "ACME leaked my data, boycott now #acmefail"
+    for i in range(int(400 * max(scale, 0.5))):
+        stream.add("acme", rng.uniform(150 * 60, 160 * 60), True, author=f"farm{i}", text=copypasta)
+
+
+def slow_drift(stream: Stream, scale: float) -> None:
+    """The negative share creeps from 10% to 40% over 3.5 hours (a trend, not a spike)."""
+    profile = Profile("acme", 120 * scale, 0.10)
+    background(
+        stream,
+        profile,
+        range(MINUTES),
+        share_at=lambda m: 0.10 + 0.30 * m / MINUTES,
+        rate_at=lambda m: profile.rate * (1 + 0.5 * m / MINUTES),
+    )
+
+
+def gap(stream: Stream, scale: float) -> None:
+    """Traffic stops for an hour (outage of the source), then comes back as before."""
+    profile = Profile("acme", 100 * scale, 0.15)
+    background(stream, profile, range(90))
+    background(stream, profile, range(150, MINUTES))
+
+
+def late_burst(stream: Stream, scale: float) -> None:
+    """A backfill of old negative posts arrives 30 minutes after their buckets closed."""
+    profile = Profile("acme", 100 * scale, 0.15)
+    background(stream, profile, range(MINUTES))
+    rng = stream.rng
+    for i in range(int(500 * max(scale, 0.5))):
+        event_time = rng.uniform(120 * 60, 125 * 60)
+        stream.add("acme", event_time, True, author=f"backfill{i}", arrival=155 * 60 + i * 0.1)
+
+
+SCENARIOS: dict[str, Callable[[Stream, float], None]] = {
+    "steady": steady,
+    "true_spike": true_spike,
+    "low_volume": low_volume,
+    "spam_author": spam_author,
+    "slow_drift": slow_drift,
+    "gap": gap,
+    "late_burst": late_burst,
+}
+
+
+# --- running and scoring --------------------------------------------------------------------
+
+
+def _partition(brand: str) -> int:
+    return zlib.crc32(brand.encode()) % PARTITIONS
+
+
+def run_stream(
+    engine: AlertEngine, posts: list[tuple[float, ScoredPost]], *, roundtrip: bool = False
+) -> tuple[list[Alert], dict[str, int]]:
+    """Feed posts in arrival order; `roundtrip` re-reads each state from its JSON dict."""
+    states: dict[str, BrandState] = {}
+    offsets = [0] * PARTITIONS
+    alerts: list[Alert] = []
+    outcomes: dict[str, int] = {}
+    for _, post in sorted(posts, key=lambda item: item[0]):
+        partition = _partition(post.brand)
+        state = states.get(post.brand)
+        if roundtrip and state is not None:
+            state = BrandState.from_dict(state.to_dict())
+        result = engine.apply(state, post, partition, offsets[partition])
+        offsets[partition] += 1
+        states[post.brand] = result.state
+        alerts += result.alerts
+        outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+    return alerts, outcomes
+
+
+def build(name: str, seed: int, scale: float = 1.0) -> Stream:
+    """The posts of scenario `name`, generated from `seed` (same seed, same posts)."""
+    stream = Stream(rng=random.Random(f"{name}/{seed}"))
+    SCENARIOS[name](stream, scale)
+    return stream
+
+
+def score(
+    name: str, stream: Stream, alerts: list[Alert], outcomes: dict[str, int], s: AlertSettings
+) -> dict[str, Any]:
+    """Precision, recall, time to detect and to resolve of one scenario's alerts."""
+    bucket = s.bucket_seconds
+    incidents = _incidents(alerts)
+    detected: dict[int, dict[str, Any]] = {}
+    false_keys: list[str] = []
+    for key, incident in incidents.items():
+        match = _match(stream.spikes, incident, s.window_buckets * bucket)
+        if match is None:
+            false_keys.append(key)
+        elif match not in detected:
+            detected[match] = incident
+    ttd = [
+        round((detected[i]["trigger"] - sp.start) / bucket, 2)
+        for i, sp in enumerate(stream.spikes)
+        if i in detected
+    ]
+    ttr = [
+        round((detected[i]["resolve"] - sp.end) / bucket, 2) if detected[i]["resolve"] else None
+        for i, sp in enumerate(stream.spikes)
+        if i in detected
+    ]
+    n_spikes = len(stream.spikes)
+    ok = (
+        len(detected) == n_spikes
+        and not false_keys
+        and all(t <= 2 for t in ttd)
+        and all(t is not None and t <= s.quiet_seconds / bucket + 1 for t in ttr)
+    )
+    return {
+        "scenario": name,
+        "kind": "spike" if n_spikes else "decoy",
+        "events": sum(outcomes.values()),
+        "late_events": outcomes.get("late", 0),
+        "true_spikes": n_spikes,
+        "alerts_fired": {
+            "trigger": sum(a.action == "trigger" for a in alerts),
+            "resolve": sum(a.action == "resolve" for a in alerts),
+            "incidents": len(incidents),
+        },
+        "false_alerts": false_keys,
+        "precision": round((len(incidents) - len(false_keys)) / len(incidents), 3)
+        if incidents
+        else None,
+        "recall": round(len(detected) / n_spikes, 3) if n_spikes else None,
+        "time_to_detect_buckets": ttd,
+        "time_to_resolve_buckets": ttr,
+        "pass": ok,
+    }
+
+
+def _incidents(alerts: list[Alert]) -> dict[str, dict[str, Any]]:
+    incidents: dict[str, dict[str, Any]] = {}
+    for alert in alerts:
+        entry = incidents.setdefault(
+            alert.dedup_key, {"brand": alert.brand, "trigger": None, "resolve": None}
+        )
+        at = (alert.evaluated_at - ORIGIN).total_seconds()
+        if alert.action == "trigger" and entry["trigger"] is None:
+            entry["trigger"] = at
+        elif alert.action == "resolve":
+            entry["resolve"] = at
+    return incidents
+
+
+def _match(spikes: list[TrueSpike], incident: dict[str, Any], slack: float) -> int | None:
+    for i, spike in enumerate(spikes):
+        if (
+            spike.brand == incident["brand"]
+            and spike.start <= incident["trigger"] <= spike.end + slack
+        ):
+            return i
+    return None
+
+
+def run_scenarios(
+    seed: int = 1,
+    scale: float = 1.0,
+    settings: AlertSettings | None = None,
+    names: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run the chosen (default: all) scenarios; returns the JSON-able report."""
+    s = settings if settings is not None else AlertSettings()
+    engine = AlertEngine(s)
+    results = []
+    for name in names or list(SCENARIOS):
+        stream = build(name, seed, scale)
+        alerts, outcomes = run_stream(engine, stream.posts)
+        results.append(score(name, stream, alerts, outcomes, s))
+    return {
+        "seed": seed,
+        "scale": scale,
+        "bucket_seconds": s.bucket_seconds,
+        "quiet_buckets": s.quiet_seconds / s.bucket_seconds,
+        "scenarios": results,
+        "all_pass": all(r["pass"] for r in results),
+    }
