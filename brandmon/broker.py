@@ -171,7 +171,7 @@ class LocalBroker:
             main,
             *args,
         ]
-        return subprocess.Popen(cmd, **popen)  # type: ignore[call-overload,no-any-return]
+        return subprocess.Popen(cmd, **popen)  # type: ignore[call-overload]
 
     def _write_log4j(self) -> None:
         (self.home / "logs").mkdir(parents=True, exist_ok=True)

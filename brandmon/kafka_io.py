@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from brandmon.settings import Settings
 
@@ -103,7 +103,7 @@ class JsonProducer:
         topic: str,
         value: bytes | dict[str, Any],
         key: str | bytes | None = None,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, str | bytes | None] | None = None,
     ) -> None:
         payload = value if isinstance(value, bytes) else json.dumps(value).encode()
         while True:
@@ -140,6 +140,21 @@ class Record:
         return json.loads(self.value) if self.value is not None else None
 
 
+def _record(msg: Any) -> Record:
+    headers: dict[str, bytes] = {}
+    for name, value in msg.headers() or []:
+        headers[name] = value if isinstance(value, bytes) else str(value or "").encode()
+    return Record(
+        topic=msg.topic(),
+        partition=msg.partition(),
+        offset=msg.offset(),
+        key=msg.key(),
+        value=msg.value(),
+        timestamp_ms=msg.timestamp()[1],
+        headers=headers,
+    )
+
+
 def consume(
     settings: Settings,
     topics: list[str],
@@ -173,20 +188,13 @@ def consume(
                 if idle_timeout is not None and time.monotonic() - last > idle_timeout:
                     return
                 continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     continue
-                raise KafkaException(msg.error())
+                raise KafkaException(error)
             last = time.monotonic()
             seen += 1
-            yield Record(
-                topic=msg.topic(),
-                partition=msg.partition(),
-                offset=msg.offset(),
-                key=msg.key(),
-                value=msg.value(),
-                timestamp_ms=msg.timestamp()[1],
-                headers={k: v for k, v in (msg.headers() or [])},
-            )
+            yield _record(msg)
     finally:
         consumer.close()

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 RETRY_FIRST, RETRY_MAX = 0.2, 5.0
 
 
-def to_raw(event: EventT) -> RawRecord:
+def to_raw(event: EventT[Any]) -> RawRecord:
     message = event.message
     return RawRecord(
         topic=message.topic,
@@ -73,7 +73,9 @@ class ScoreAgent:
         app.agent(self.posts, name="brandmon.score", concurrency=1)(self.run)
 
     async def run(self, stream: faust.StreamT[Any]) -> None:
-        async for events in stream.noack_take(self.settings.max_batch, self.settings.max_wait):
+        # noack_take is on faust.Stream, not on the StreamT interface
+        take = stream.noack_take  # type: ignore[attr-defined]
+        async for events in take(self.settings.max_batch, self.settings.max_wait):
             batch = asyncio.ensure_future(self.process(stream, events))
             try:
                 # a stop request (SIGTERM) cancels this agent: the batch in hand still finishes,
@@ -83,7 +85,7 @@ class ScoreAgent:
                 await batch
                 raise
 
-    async def process(self, stream: faust.StreamT[Any], events: Sequence[EventT]) -> None:
+    async def process(self, stream: faust.StreamT[Any], events: Sequence[EventT[Any]]) -> None:
         records = [to_raw(event) for event in events]
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self._executor, self.scorer.score, records)

@@ -98,11 +98,11 @@ def choose_variant(manifest: ModelManifest, variant: str, provider: str) -> str:
                 f"model {manifest.model_id} has no {variant} variant (it has "
                 f"{sorted(manifest.variants)}): set BRANDMON_MODEL_VARIANT to one of them or auto"
             )
-        return manifest.variants[variant]  # type: ignore[index]
+        return manifest.variants[variant]
     order = ("int8", "fp32", "fp16") if provider == "cpu" else ("fp16", "fp32", "int8")
     for name in order:
         if name in manifest.variants:
-            return manifest.variants[name]  # type: ignore[index]
+            return manifest.variants[name]
     raise ManifestError(f"model {manifest.model_id} lists no ONNX file")  # unreachable: validated
 
 

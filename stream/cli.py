@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from brandmon.settings import Settings
+
 kafka_app = typer.Typer(
     help="Run a local single-node Kafka broker (no Docker needed).", no_args_is_help=True
 )
@@ -19,10 +21,8 @@ HomeOpt = Annotated[Path, typer.Option(help="Folder for the broker's data, confi
 PortOpt = Annotated[int, typer.Option(help="Port the broker listens on (loopback).")]
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from pydantic import ValidationError
-
-    from brandmon.settings import Settings
 
     try:
         return Settings()

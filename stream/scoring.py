@@ -179,7 +179,7 @@ class BatchScorer:
     ) -> ScoredPost:
         return ScoredPost(
             **post.model_dump(),
-            label=label,  # type: ignore[arg-type]
+            label=label,
             scores=Scores(**scores),
             model_id=self.classifier.model_id,
             model_version=self.classifier.model_version,

@@ -114,7 +114,7 @@ def _add_pages(worker: Worker) -> None:
 def measure_lag(settings: Settings, group: str, topic: str) -> dict[int, int]:
     """End offset minus committed offset for each partition of `topic` in `group`."""
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-    from confluent_kafka.admin import OffsetSpec
+    from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
     client = admin(settings)
     partitions = client.list_topics(topic, timeout=5).topics[topic].partitions
