@@ -197,15 +197,18 @@ def test_prometheus_scrapes_throughput_latency_and_lag(
     }
     labels = prometheus.query(f"sum by (label) (brandmon_posts_scored_total{{{job}}})")
     assert {r["metric"]["label"] for r in labels} <= {"negative", "neutral", "positive"}
-    # The dashboard's throughput query shows traffic (a rate over the last minute).
-    rate = prometheus.scalar(f"sum(rate(brandmon_posts_consumed_total{{{job}}}[1m]))")
-    assert rate is not None and 0 < rate <= total
+    # The dashboard's throughput query showed the traffic: its peak over the test, with
+    # windows of a few scrapes, is above zero and no more than everything in one second.
+    peak_rate = prometheus.scalar(
+        f"max_over_time(sum(rate(brandmon_posts_consumed_total{{{job}}}[5s]))[5m:1s])"
+    )
+    assert peak_rate is not None and 0 < peak_rate <= total, peak_rate
 
     # Latency: one observation per scored post, and quantiles in a sensible range.
     assert prometheus.scalar(f"sum(brandmon_produce_to_scored_seconds_count{{{job}}})") == good
     p95 = prometheus.scalar(
         "histogram_quantile(0.95, sum by (le) "
-        f"(rate(brandmon_produce_to_scored_seconds_bucket{{{job}}}[1m])))"
+        f"(rate(brandmon_produce_to_scored_seconds_bucket{{{job}}}[5m])))"
     )
     assert p95 is not None and math.isfinite(p95) and 0 < p95 < 60, p95
     batches = prometheus.scalar(f"sum(brandmon_inference_seconds_count{{{job}}})")
