@@ -115,6 +115,16 @@ def test_baseline_sampling_follows_the_buckets() -> None:
         assert minutes(window) == pytest.approx(effective_minutes, rel=0.1)
 
 
+def test_brand_groups_evaluate_once_per_bucket() -> None:
+    from tests.deploy.repo import RULE_FILES, load_yaml
+
+    groups = [g for path in RULE_FILES for g in load_yaml(path)["groups"]]
+    brand = [g for g in groups if g["name"].startswith("brandmon-brand")]
+    assert brand
+    for group in brand:
+        assert minutes(group["interval"]) * 60 == S.bucket_seconds, group["name"]
+
+
 def test_the_annotations_name_the_window_length() -> None:
     window_minutes = S.window_buckets * S.bucket_seconds // 60
     for severity in ("warning", "critical"):
