@@ -205,6 +205,14 @@ def train_command(
         typer.Option(min=1.0, help="Time budget: the schedule is shortened to end within it."),
     ] = 60.0,
     threads: Annotated[int, typer.Option(min=0, help="Torch threads; 0 = default.")] = 0,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue from this checkpoint (a previous run's best/) instead of "
+            "the MiniLM weights."
+        ),
+    ] = None,
+    warmup: Annotated[float, typer.Option(min=0.0, max=0.5, help="Warm-up share of steps.")] = 0.06,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Fine-tune the default 3-class sentiment model (DistilBERT from all-MiniLM-L6-v2)."""
@@ -218,6 +226,8 @@ def train_command(
 
     for path in [*train, *val]:
         _require_file(path, "--train/--val")
+    if init is not None and not (init / "config.json").is_file():
+        raise typer.BadParameter(f"{init} is not a checkpoint folder", param_hint="--init")
     cfg = TrainConfig(
         train_files=train,
         val_files=val,

@@ -72,6 +72,8 @@ class TrainConfig:
     #: Time budget: after `calibrate_steps` the schedule is shortened so that the learning
     #: rate reaches zero (and training ends) within it, however busy the machine is.
     max_minutes: float = 60.0
+    #: Start from this saved classifier (e.g. a previous run's best/) instead of MiniLM.
+    init: Path | None = None
     calibrate_steps: int = 100
     threads: int = 0
     bucket_batches: int = 50
@@ -229,7 +231,14 @@ def build_model(cfg: TrainConfig) -> tuple[Any, Any]:
     """The MiniLM-initialised classifier and its tokenizer."""
     from model_export.minilm import distilbert_from_minilm, minilm_tokenizer
 
-    model = distilbert_from_minilm(dict(enumerate(LABELS)))
+    if cfg.init is not None:
+        from transformers import DistilBertForSequenceClassification
+
+        model = DistilBertForSequenceClassification.from_pretrained(str(cfg.init))
+        if [model.config.id2label[i] for i in range(len(LABELS))] != list(LABELS):
+            raise TrainDataError(f"{cfg.init} is not a {list(LABELS)} classifier")
+    else:
+        model = distilbert_from_minilm(dict(enumerate(LABELS)))
     if cfg.freeze_word_embeddings:
         model.distilbert.embeddings.word_embeddings.weight.requires_grad_(False)
     return model, minilm_tokenizer()
@@ -237,10 +246,19 @@ def build_model(cfg: TrainConfig) -> tuple[Any, Any]:
 
 @dataclass
 class Schedule:
-    """Linear warm-up then linear decay to zero at `total` steps; `total` may be shortened."""
+    """Linear warm-up then linear decay to zero at `total` steps.
+
+    `total` starts at `planned` and follows the time budget: shortened when the machine is
+    slow, lengthened again (never beyond `planned`) when it speeds up.
+    """
 
     warm: int
     total: int
+    planned: int = 0
+    _mark: tuple[int, float] = (0, 0.0)
+
+    def __post_init__(self) -> None:
+        self.planned = self.planned or self.total
 
     def factor(self, step: int) -> float:
         if step < self.warm:
@@ -248,14 +266,17 @@ class Schedule:
         return max(0.0, (self.total - step) / max(1, self.total - self.warm))
 
     def fit_budget(self, step: int, elapsed: float, budget: float) -> bool:
-        """Shorten `total` so the remaining steps fit in `budget` seconds; True if shortened."""
-        per_step = elapsed / max(1, step)
+        """Set `total` so the remaining steps fit in `budget` seconds at the pace of the steps
+        since the last call; True if `total` changed."""
+        last_step, last_time = self._mark
+        self._mark = (step, elapsed)
+        per_step = (elapsed - last_time) / max(1, step - last_step)
         #: Keep 8% of the remaining time for validation runs and checkpoint writes.
         fits = step + int((budget - elapsed) * 0.92 / per_step)
-        if fits < self.total:
-            self.total = max(step + 1, fits)
-            return True
-        return False
+        total = min(self.planned, max(step + 1, fits))
+        changed = total != self.total
+        self.total = total
+        return changed
 
 
 def make_optimizer(model: Any, cfg: TrainConfig, total_steps: int) -> tuple[Any, Any, Schedule]:

@@ -73,16 +73,22 @@ def test_each_epoch_takes_the_next_slice_of_the_binary_pool() -> None:
     assert second == [4, 5, 6, 7]
 
 
-def test_schedule_warms_up_then_decays_to_zero_and_shrinks_to_the_budget() -> None:
+def test_schedule_warms_up_then_decays_to_zero() -> None:
     plan = Schedule(warm=10, total=110)
     assert plan.factor(0) == pytest.approx(0.1)
     assert plan.factor(10) == pytest.approx(1.0)
+    assert plan.factor(60) == pytest.approx(0.5)
     assert plan.factor(110) == 0.0
-    # 1 s/step: the 60 s left hold ~55 more steps, beyond the plan -> unchanged;
-    # 2 s/step: they hold ~27 more -> the schedule now ends at step ~77
-    assert plan.fit_budget(step=100, elapsed=100.0, budget=160.0) is False
-    assert plan.fit_budget(step=50, elapsed=100.0, budget=160.0) is True
-    assert 50 < plan.total < 110
+
+
+def test_schedule_follows_the_time_budget_but_never_exceeds_the_plan() -> None:
+    plan = Schedule(warm=10, total=1000)
+    # 100 steps in 200 s (2 s/step) with 1000 s left of 1200: ~460 more steps fit
+    assert plan.fit_budget(step=100, elapsed=200.0, budget=1200.0) is True
+    assert plan.total == 100 + int(1000 * 0.92 / 2)
+    # the machine got faster (0.5 s/step): the plan grows back, capped at 1000
+    assert plan.fit_budget(step=200, elapsed=250.0, budget=1200.0) is True
+    assert plan.total == 1000
 
 
 def test_training_file_with_foreign_labels_is_refused(tmp_path: Path) -> None:
