@@ -16,7 +16,8 @@ A window of k buckets is *above* when all of these hold:
   of the full window's (z 3 -> 3.64 for 1 bucket, 3.46 for 2, of 5): together they add at
   most the full window's false-alarm rate per hour, as a fast path for sharp spikes.
 - during warm-up (too little history), full window only: the Wilson lower bound of the share
-  > warmup_share (critical above warmup_critical_share), with the same volume guards.
+  > warmup_share (critical above warmup_critical_share), with the same volume guards and
+  overdispersion correction (from whatever history there is).
 
 `elevated()` is the weaker test that keeps an open incident alive: the newest bucket's
 Wilson lower bound is within `keepalive_slack` of the trigger level.
@@ -86,12 +87,12 @@ class Detector:
         """Is `window` above the baseline (`share`, `volume`: as before this bucket)?"""
         length = window.last - window.first + 1
         level = self.trigger_level(share)
+        phi = self.overdispersion(share, volume)
         if not self.is_warm(share):
-            lower = self.wilson(window, 1.0)
+            lower = self.wilson(window, phi)
             if length < self.s.window_buckets:
                 return Verdict(window, None, "warmup", None, lower, level)
-            return self._judge_warmup(window, lower, level)
-        phi = self.overdispersion(share, volume)
+            return self._judge_warmup(window, lower, level, phi)
         lower = self.wilson(window, phi)
         z = self.z_score(window, share, phi)
         severity: Severity | None = None
@@ -107,7 +108,7 @@ class Detector:
         """Does the newest bucket still show the incident (hysteresis for the resolve)?"""
         if newest.voices == 0:
             return False
-        phi = self.overdispersion(share, volume) if self.is_warm(share) else 1.0
+        phi = self.overdispersion(share, volume)
         return self.wilson(newest, phi) >= self.trigger_level(share) - self.s.keepalive_slack
 
     def wilson(self, window: Window, overdispersion: float) -> float:
@@ -120,12 +121,19 @@ class Detector:
         return wilson_lower_bound(k_eff, n_eff, self.s.wilson_z)
 
     def overdispersion(self, share: EwStat, volume: EwStat) -> float:
-        """Observed variance of full-window shares over the binomial variance (>= 1)."""
+        """How much more the share varies than chance: an upper estimate, at least 1.
+
+        The ratio of the baseline's variance of full-window shares to the binomial variance
+        at the baseline's volume, times (1 + sqrt(2 / dof)), dof = the independent windows
+        the baseline remembers: a variance estimated from few windows is uncertain, and an
+        underestimate would turn ordinary swings into pages (the z-test becomes a t-test).
+        """
         if volume.weight <= 0 or volume.mean < 1:
             return 1.0
         p = min(max(share.mean, 0.01), 0.99)
         binomial = p * (1 - p) / volume.mean
-        return max(1.0, share.var / binomial)
+        dof = max(share.weight / self.s.window_buckets, 1.0)
+        return max(1.0, share.var / binomial * (1.0 + math.sqrt(2.0 / dof)))
 
     def z_score(self, window: Window, share: EwStat, overdispersion: float) -> float | None:
         """z of the window's share against the baseline of full-window shares.
@@ -148,11 +156,13 @@ class Detector:
             and window.negative_voices >= self.s.min_negatives * overdispersion
         )
 
-    def _judge_warmup(self, window: Window, lower: float, level: float) -> Verdict:
+    def _judge_warmup(
+        self, window: Window, lower: float, level: float, overdispersion: float
+    ) -> Verdict:
         severity: Severity | None = None
         enough = (
-            window.voices >= self.s.warmup_min_posts
-            and window.negative_voices >= self.s.min_negatives
+            window.voices >= self.s.warmup_min_posts * overdispersion
+            and window.negative_voices >= self.s.min_negatives * overdispersion
         )
         if enough and lower > level:
             severity = "critical" if lower > self.s.warmup_critical_share else "warning"

@@ -1,0 +1,79 @@
+"""`brandmon alerts test-notify` and `brandmon alerts scenarios`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from alerts.cli import CHANNEL_VARIABLES, register
+from tests.alerts.recorder import Recorder
+
+runner = CliRunner()
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """brandmon (test harness)."""
+
+    register(app)
+    return app
+
+
+@pytest.fixture(autouse=True)
+def no_channels(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in CHANNEL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_test_notify_without_channels_says_what_to_set() -> None:
+    result = runner.invoke(_app(), ["alerts", "test-notify"])
+    assert result.exit_code == 2
+    assert "BRANDMON_ALERTS__PAGERDUTY_ROUTING_KEY" in result.output
+    assert "BRANDMON_ALERTS__WEBHOOK_URL" in result.output
+
+
+def test_test_notify_reports_each_channel() -> None:
+    with Recorder() as ok, Recorder(default_status=400) as bad:
+        env = {
+            "BRANDMON_ALERTS__WEBHOOK_URL": ok.url("/hook"),
+            "BRANDMON_ALERTS__PAGERDUTY_URL": bad.url("/v2/enqueue"),
+            "BRANDMON_ALERTS__PAGERDUTY_ROUTING_KEY": "rk-secret-123",
+        }
+        result = runner.invoke(_app(), ["alerts", "test-notify"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "webhook: ok" in result.output
+    assert "pagerduty: FAILED (trigger: HTTP 400)" in result.output
+    assert "rk-secret-123" not in result.output
+    assert [r.body["action"] for r in ok.requests] == ["trigger", "resolve"]
+    assert {r.body["severity"] for r in ok.requests} == {"info"}
+    assert ok.requests[0].body["dedup_key"] == ok.requests[1].body["dedup_key"]
+
+
+def test_test_notify_all_ok_exits_zero() -> None:
+    with Recorder() as rec:
+        env = {"BRANDMON_ALERTS__SLACK_WEBHOOK_URL": rec.url("/services/x")}
+        result = runner.invoke(_app(), ["alerts", "test-notify"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "slack: ok" in result.output
+    assert len(rec.requests) == 2
+
+
+def test_scenarios_prints_json() -> None:
+    result = runner.invoke(
+        _app(), ["alerts", "scenarios", "--scenario", "gap", "--json", "--check"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["all_pass"] is True
+    assert [r["scenario"] for r in report["scenarios"]] == ["gap"]
+
+
+def test_scenarios_rejects_unknown_names() -> None:
+    result = runner.invoke(_app(), ["alerts", "scenarios", "--scenario", "nope"])
+    assert result.exit_code == 2
