@@ -58,3 +58,26 @@ def load_dashboard(path: Path) -> dict[str, Any]:
     with path.open() as fh:
         data: dict[str, Any] = json.load(fh)
     return data
+
+
+#: What Grafana substitutes for the dashboard's variables, for evaluating its queries elsewhere.
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__interval": "1m",
+    "${datasource}": "",
+    "$job": ".*",
+    "$brand": ".*",
+}
+
+
+def dashboard_queries(path: Path) -> Iterator[tuple[str, str]]:
+    """(panel title, PromQL with the variables substituted) for every panel target."""
+    for panel in load_dashboard(path)["panels"]:
+        for target in panel.get("targets", []):
+            expr = target.get("expr")
+            if not expr:
+                continue
+            for variable, value in GRAFANA_VARIABLES.items():
+                expr = expr.replace(variable, value)
+            assert "$" not in expr, f"unknown variable in {panel['title']!r}: {expr}"
+            yield panel["title"], expr

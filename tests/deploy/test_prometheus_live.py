@@ -20,7 +20,7 @@ import yaml
 
 from brandmon.kafka_io import JsonProducer
 from brandmon.settings import Settings
-from tests.deploy.repo import RULE_FILES
+from tests.deploy.repo import DASHBOARDS, RULE_FILES, dashboard_queries
 from tests.helpers import WorkerProcess, post
 
 PROMETHEUS_BIN = shutil.which("prometheus")
@@ -39,6 +39,25 @@ SCRAPE_INTERVAL = "1s"
 #: Posts fed in waves, so rate() windows see traffic spread over several scrapes.
 WAVES, PER_WAVE = 4, 100
 BAD_RECORDS = [b"not json", b"{broken"]
+#: Dashboard panels that must show data once posts have flowed (the brand and alert panels
+#: need closed event-time buckets or incidents, which this short test doesn't produce).
+PANELS_WITH_DATA = {
+    "Consumed / s",
+    "Scored / s",
+    "DLQ share",
+    "Consumer lag",
+    "Workers up",
+    "Latency p95",
+    "Model in use",
+    "Throughput",
+    "Scored by label",
+    "Consumed per worker",
+    "Dead letters by reason",
+    "Produce-to-scored latency",
+    "Inference time per batch",
+    "Batch size",
+    "Consumer lag per partition",
+}
 
 
 class PrometheusServer:
@@ -237,6 +256,15 @@ def test_prometheus_scrapes_throughput_latency_and_lag(
     (info,) = prometheus.query(f"brandmon_model_info{{{job}}}")
     assert info["metric"]["provider"].lower().startswith("cpu")  # cpu or CPUExecutionProvider
     assert info["metric"]["model_id"] and info["metric"]["version"]
+
+    # Every dashboard query is accepted by the server, and the pipeline panels show data.
+    for dashboard in DASHBOARDS:
+        shown: dict[str, bool] = {}
+        for title, expr in dashboard_queries(dashboard):
+            shown[title] = shown.get(title, False) or bool(prometheus.query(expr))
+        assert set(shown) >= PANELS_WITH_DATA, PANELS_WITH_DATA - set(shown)
+        empty = {title for title in PANELS_WITH_DATA if not shown[title]}
+        assert not empty, f"{dashboard.name}: panels without data: {empty}"
 
 
 def test_shipped_rules_evaluate_cleanly_on_real_series(

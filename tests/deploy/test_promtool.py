@@ -7,8 +7,16 @@ import shutil
 import subprocess
 
 import pytest
+import yaml
 
-from tests.deploy.repo import PROMETHEUS, PROMETHEUS_CONFIG, RULE_FILES, RULE_TESTS
+from tests.deploy.repo import (
+    DASHBOARDS,
+    PROMETHEUS,
+    PROMETHEUS_CONFIG,
+    RULE_FILES,
+    RULE_TESTS,
+    dashboard_queries,
+)
 
 PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(
@@ -51,3 +59,18 @@ def test_check_rules() -> None:
 def test_rule_unit_tests(test_file) -> None:
     out = promtool("test", "rules", str(test_file))
     assert "SUCCESS" in out
+
+
+@pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboard_queries_are_valid_promql(dashboard, tmp_path) -> None:
+    # promtool has no expression checker of its own, so every panel query becomes a
+    # recording rule and `check rules` parses them all.
+    queries = list(dashboard_queries(dashboard))
+    assert queries
+    rules = [
+        {"record": f"dashboard:panel_{i}:query", "expr": expr}
+        for i, (_, expr) in enumerate(queries)
+    ]
+    path = tmp_path / "dashboard.rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    promtool("check", "rules", str(path))
