@@ -71,13 +71,22 @@ GRAFANA_VARIABLES = {
 
 
 def dashboard_queries(path: Path) -> Iterator[tuple[str, str]]:
-    """(panel title, PromQL with the variables substituted) for every panel target."""
-    for panel in load_dashboard(path)["panels"]:
-        for target in panel.get("targets", []):
-            expr = target.get("expr")
-            if not expr:
-                continue
-            for variable, value in GRAFANA_VARIABLES.items():
-                expr = expr.replace(variable, value)
-            assert "$" not in expr, f"unknown variable in {panel['title']!r}: {expr}"
-            yield panel["title"], expr
+    """(panel title, PromQL with the variables substituted) for every panel target, and
+    ("annotation: name", PromQL) for every annotation query."""
+    dashboard = load_dashboard(path)
+    found = [
+        (panel["title"], target["expr"])
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        if target.get("expr")
+    ]
+    found += [
+        (f"annotation: {a['name']}", a["expr"])
+        for a in dashboard.get("annotations", {}).get("list", [])
+        if a.get("expr")
+    ]
+    for title, expr in found:
+        for variable, value in GRAFANA_VARIABLES.items():
+            expr = expr.replace(variable, value)
+        assert "$" not in expr, f"unknown variable in {title!r}: {expr}"
+        yield title, expr
