@@ -298,8 +298,12 @@ def demo(
     ),
     every: Annotated[int, typer.Option(help="Print one scored post in EVERY.", min=1)] = 5,
 ) -> None:
-    """The main job, end to end: local broker, worker on the default model, simulated posts
-    with a negative spike, scored posts and alerts printed as they arrive."""
+    """The main job end to end: broker, worker, simulated posts with a spike, scored output.
+
+    Starts a local Kafka broker unless one answers at BRANDMON_BOOTSTRAP_SERVERS, a worker on
+    the default model (or BRANDMON_MODEL_PATH), and a simulator with a negative spike on
+    `acme`; prints scored posts and alerts as they arrive, then stops what it started.
+    """
     from brandmon.broker import BrokerError
     from stream.demo import run_demo
 
