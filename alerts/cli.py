@@ -125,7 +125,7 @@ def _test_alerts() -> list[Alert]:
                 alert_id=Alert.make_id(key, action, "info", now),
                 dedup_key=key,
                 brand="brandmon-test",
-                action=action,  # type: ignore[arg-type]
+                action=action,
                 severity="info",
                 rule="test",
                 summary=f"[TEST] brandmon test-notify {action}: ignore, nothing is wrong.",

@@ -111,3 +111,14 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+        self.future_events = Counter(
+            "brandmon_future_events_total",
+            "Scored posts whose event time is after their scoring time by more than the allowed "
+            "clock skew (counted, otherwise ignored by the alert stage).",
+            registry=r,
+        )
+        self.alert_input_invalid = Counter(
+            "brandmon_alert_input_invalid_total",
+            "Records on the scored topic the alert stage could not parse (skipped).",
+            registry=r,
+        )
