@@ -88,6 +88,22 @@ class Metrics:
             ["brand"],
             registry=r,
         )
+        # The detector's volume guards and Wilson interval count voices, not posts; the
+        # Prometheus spike rules (deploy/prometheus) need the same two counts to agree with it.
+        self.brand_voices_window = Gauge(
+            "brandmon_brand_voices_window",
+            "Voices (distinct authors, plus distinct texts without an author) about the brand "
+            "in the current evaluation window.",
+            ["brand"],
+            registry=r,
+        )
+        self.brand_negative_voices_window = Gauge(
+            "brandmon_brand_negative_voices_window",
+            "Voices with at least one negative post about the brand in the current evaluation "
+            "window (negative_share = this / brandmon_brand_voices_window).",
+            ["brand"],
+            registry=r,
+        )
         self.late_events = Counter(
             "brandmon_late_events_total",
             "Scored posts that arrived after their bucket closed (counted, otherwise ignored).",
