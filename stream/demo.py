@@ -21,12 +21,14 @@ from brandmon.kafka_io import JsonProducer, consume, ensure_topics
 from brandmon.settings import Settings
 from stream.simulate import PostSimulator, SimulationConfig, Spike
 
-#: Alert timing for a demo that fits in minutes: 10 s buckets, 3-bucket windows, a short
-#: quiet period and a short warm-up. Production defaults are in alerts/config.py.
+#: Alert timing for a demo that fits in minutes: 10 s buckets, 3-bucket windows and a 30 s
+#: quiet period (the detector stays on its warm-up rule in so short a run). Production
+#: defaults (1 min buckets, 5 min windows, 15 min quiet period) are in alerts/config.py.
 DEMO_ALERT_ENV = {
     "BRANDMON_ALERTS__BUCKET_SECONDS": "10",
     "BRANDMON_ALERTS__WINDOW_BUCKETS": "3",
     "BRANDMON_ALERTS__ALLOWED_LATENESS_SECONDS": "2",
+    "BRANDMON_ALERTS__QUIET_SECONDS": "30",
 }
 
 
@@ -129,7 +131,7 @@ def run_demo(settings: Settings, duration: float, rate: float, home: Path, every
         print(f"starting the worker (model: {settings.resolved_model_path}, log: {log}) ...")
         _wait_ready(worker, port, log)
         print(f"worker ready; metrics on http://127.0.0.1:{port}/metrics")
-        spike = Spike("acme", start=duration * 0.3, duration=duration * 0.4, negative_share=0.7)
+        spike = Spike("acme", start=duration * 0.25, duration=duration * 0.3, negative_share=0.7)
         sim = PostSimulator(
             SimulationConfig(rate=rate, spike=spike), datetime.now(UTC), seed=int(time.time())
         )

@@ -1,5 +1,8 @@
 """`brandmon worker`: build the Faust app with its agents, health and metrics pages, and run it.
 
+One worker runs the score agent (posts -> posts.scored) and, unless
+BRANDMON_ALERTS__ENABLED=false, the alert agent (posts.scored -> alerts, brand.sentiment).
+
 Start-up fails fast, with a message that names the problem, when the model folder is missing
 or broken, when a GPU provider is asked for and absent, or when no broker answers.
 SIGTERM/SIGINT stop the worker cleanly: the batch in hand is finished and committed.
@@ -16,6 +19,8 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from alerts.agent import register_alert_agent
+from alerts.hub import NotifierHub
 from brandmon.kafka_io import admin, check_broker, ensure_topics
 from brandmon.metrics import Metrics
 from brandmon.settings import Settings
@@ -74,6 +79,9 @@ def build_worker(settings: Settings, classifier: Classifier | None = None) -> Wo
     worker = Worker(
         settings, metrics, classifier, app, ScoreAgent(app, settings, metrics, classifier)
     )
+    if settings.alerts.enabled:
+        hub = NotifierHub.from_settings(settings.alerts, metrics)
+        register_alert_agent(app, settings, metrics, hub)
     _add_pages(worker)
     _add_lag_monitor(worker)
     return worker
