@@ -51,8 +51,8 @@ def test_spike_rule_matches_the_detector(severity: str, z: float) -> None:
     expr = rule["expr"]
     assert number(expr, r"zscore\s*>=") == z
     assert number(expr, r"mean_3h\s*\+") == S.wilson_margin
-    assert number(expr, r"negatives_window:max\s*>=") == S.min_negatives
-    assert number(expr, r"posts_window:max\s*>=") == S.min_posts
+    assert number(expr, r"negative_voices_window:max\s*>=") == S.min_negatives
+    assert number(expr, r"brand_voices_window:max\s*>=") == S.min_posts
     assert number(expr, r"learned_buckets_3h\s*>=") == S.warmup_buckets
     # Resolve after the detector's quiet time without an elevated bucket.
     assert minutes(rule["keep_firing_for"]) * 60 == S.quiet_seconds
@@ -66,8 +66,8 @@ def test_warmup_rule_matches_the_detector(severity: str, share: float) -> None:
     rule = RULES[("BrandNegativeShareWarmup", severity)]
     expr = rule["expr"]
     assert number(expr, r"wilson_lower95\s*>") == share
-    assert number(expr, r"negatives_window:max\s*>=") == S.min_negatives
-    assert number(expr, r"posts_window:max\s*>=") == S.warmup_min_posts
+    assert number(expr, r"negative_voices_window:max\s*>=") == S.min_negatives
+    assert number(expr, r"brand_voices_window:max\s*>=") == S.warmup_min_posts
     assert number(expr, r"learned_buckets_3h\s*>=") == S.warmup_buckets
     assert minutes(rule["keep_firing_for"]) * 60 == S.quiet_seconds
 
@@ -77,11 +77,11 @@ def test_learning_stops_on_the_same_conditions() -> None:
     assert number(above, r"zscore\s*>=") == S.z_warning
     assert number(above, r"mean_3h\s*\+") == S.wilson_margin
     assert number(above, r"wilson_lower95\s*>") == S.warmup_share
-    assert number(above, r"negatives_window:max\s*>=") == S.min_negatives
-    assert number(above, r"posts_window:max\s*>=") == S.min_posts
+    assert number(above, r"negative_voices_window:max\s*>=") == S.min_negatives
+    assert number(above, r"brand_voices_window:max\s*>=") == S.min_posts
     learning = RULES[(RECORD + "learning", "")]["expr"]
     # The detector learns only from windows with min_posts voices.
-    assert number(learning, r"posts_window:max\s*>=") == S.min_posts
+    assert number(learning, r"brand_voices_window:max\s*>=") == S.min_posts
     assert "BrandNegativeShareSpike" in learning and "BrandNegativeShareWarmup" in learning
 
 
