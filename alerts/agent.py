@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
+from faust.streams import _current_event as faust_current_event
 from faust.types import EventT
 from pydantic import ValidationError
 
@@ -72,8 +74,9 @@ class AlertAgent:
         self.table = app.Table(
             TABLE_NAME,
             partitions=settings.topic_partitions,
-            key_serializer="raw",
-            value_serializer="json",
+            # keys: the brand as raw bytes (as on posts.scored; bytes -> "raw" serializer);
+            # values: JSON objects (Faust's default table serializer)
+            key_type=bytes,
             help="Per-brand alert state (alerts.state.BrandState.to_dict()).",
         )
         # Parsed states by brand, valid while the table still holds the dict we wrote.
@@ -97,14 +100,14 @@ class AlertAgent:
     async def process(self, stream: faust.StreamT[Any], events: Sequence[EventT[Any]]) -> None:
         """Apply a batch, deliver its records, then write states, notify and ack."""
         try:
-            states, results = self.apply_all(events)
+            states, sources, results = self.apply_all(events)
             await self.deliver(results)
         except BaseException:
             self._cache.clear()  # states may be ahead of the table: re-read them
             raise
         for key, state in states.items():
             value = state.to_dict()
-            self.table[key] = value
+            _write_as(sources[key], self.table, key, value)
             self._cache[key] = (value, state)
         for result in results:
             self.account(result)
@@ -113,8 +116,10 @@ class AlertAgent:
 
     def apply_all(
         self, events: Sequence[EventT[Any]]
-    ) -> tuple[dict[bytes, BrandState], list[ApplyResult]]:
+    ) -> tuple[dict[bytes, BrandState], dict[bytes, EventT[Any]], list[ApplyResult]]:
+        """Apply events in order: changed states and the event each came from, by brand."""
         states: dict[bytes, BrandState] = {}
+        sources: dict[bytes, EventT[Any]] = {}
         results: list[ApplyResult] = []
         for event in events:
             message = event.message
@@ -125,9 +130,9 @@ class AlertAgent:
             state = states.get(key) or self.load(key)
             result = self.engine.apply(state, post, message.partition, message.offset)
             if result.outcome != "duplicate":
-                states[key] = result.state
+                states[key], sources[key] = result.state, event
             results.append(result)
-        return states, results
+        return states, sources, results
 
     def parse(self, value: bytes | None, partition: int, offset: int) -> ScoredPost | None:
         """The scored post, or None (counted, logged with its position) when unreadable."""
@@ -218,3 +223,18 @@ class AlertAgent:
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
             pending = [item for item, _ in failed]
+
+
+def _write_as(event: EventT[Any], table: Any, key: bytes, value: dict[str, Any]) -> None:
+    """`table[key] = value` as if while iterating `event`.
+
+    Faust sends a table write to the changelog partition of the *current event*, a context
+    variable its stream sets per event; batches run in their own task, so set it there (only
+    this task's context changes) to the brand's own event. posts.scored is keyed by brand,
+    so the brand's state lands in the partition of its posts.
+    """
+    token = faust_current_event.set(weakref.ref(event))
+    try:
+        table[key] = value
+    finally:
+        faust_current_event.reset(token)
