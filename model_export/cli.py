@@ -196,6 +196,9 @@ def train_command(
     binary_per_epoch: Annotated[
         int, typer.Option(min=0, help="Negative/positive-only rows mixed into each epoch.")
     ] = 20000,
+    binary_min_words: Annotated[
+        int, typer.Option(min=1, help="Drop negative/positive-only rows shorter than this.")
+    ] = 3,
     balance_classes: Annotated[
         bool, typer.Option("--balance/--no-balance", help="Inverse-frequency class weights.")
     ] = True,
@@ -241,6 +244,9 @@ def train_command(
         seed=seed,
         max_minutes=max_minutes,
         threads=threads,
+        init=init,
+        warmup=warmup,
+        binary_min_words=binary_min_words,
     )
     try:
         summary = run_training(cfg)

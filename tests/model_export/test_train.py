@@ -97,3 +97,74 @@ def test_training_file_with_foreign_labels_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TrainDataError, match="4 stars"):
         _check_labels(read_jsonl(path))
     assert LABELS == ("negative", "neutral", "positive")
+
+
+def test_train_command_passes_every_option_to_the_trainer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    import model_export.train as train_module
+    from model_export.cli import register
+
+    seen: list[TrainConfig] = []
+
+    def fake_train(cfg: TrainConfig) -> dict[str, object]:
+        seen.append(cfg)
+        return {"best_score": 0.5, "minutes": 0.1, "stop_reason": "test", "best_checkpoint": "x"}
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"text": "ok", "label": "neutral"}) + "\n")
+    init = tmp_path / "init"
+    init.mkdir()
+    (init / "config.json").write_text("{}")
+    app = typer.Typer()
+    register(app)
+    args = [
+        "train",
+        "-t",
+        str(data),
+        "--val",
+        str(data),
+        "--init",
+        str(init),
+        "--lr",
+        "3e-5",
+        "--warmup",
+        "0.03",
+        "--binary-min-words",
+        "6",
+        "--seed",
+        "14",
+        "--max-minutes",
+        "30",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    [cfg] = seen
+    assert (cfg.init, cfg.lr, cfg.warmup, cfg.binary_min_words, cfg.seed, cfg.max_minutes) == (
+        init,
+        3e-5,
+        0.03,
+        6,
+        14,
+        30.0,
+    )
+
+
+def test_train_command_rejects_a_missing_file_without_a_traceback(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from model_export.cli import register
+
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(
+        app, ["train", "-t", str(tmp_path / "no.jsonl"), "--val", "x"], env={"COLUMNS": "400"}
+    )
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+    assert "Traceback" not in result.output
