@@ -66,11 +66,13 @@ class AlertSettings(BaseModel):
     )
     #: The newest bucket counts as still elevated while its Wilson lower bound is within this
     #: much of the trigger level (hysteresis: an incident does not resolve on one dip).
-    keepalive_slack: float = Field(0.05, ge=0, le=1)
+    keepalive_slack: float = Field(0.02, ge=0, le=1)
     samples_per_alert: int = Field(5, ge=0, le=50)
-    #: Distinct texts remembered per bucket for the duplicate and author guards; beyond this
-    #: posts still count, each as its own voice (bounds the state of very loud brands).
-    max_tracked_posts_per_bucket: int = Field(20_000, gt=0)
+    #: Distinct texts remembered per bucket for the duplicate and author guards (~37 bytes
+    #: each in the state); beyond this a post still counts (as its own voice unless its text
+    #: was already seen). Bounds a brand's state, written to the changelog as one record, to
+    #: ~0.65 MB (7 buckets), under Kafka's default 1 MB message limit.
+    max_tracked_posts_per_bucket: int = Field(2_500, gt=0)
 
     # --- notifiers --------------------------------------------------------------------------
     log_notifier: bool = True

@@ -242,3 +242,14 @@ def test_state_of_another_brand_is_refused() -> None:
 def test_unknown_state_version_is_refused() -> None:
     with pytest.raises(ValueError, match="version"):
         BrandState.from_dict({"v": 99})
+
+
+def test_tracking_cap_bounds_the_state_but_still_dedups_known_texts() -> None:
+    run = Run(settings=AlertSettings(max_tracked_posts_per_bucket=10))
+    run.feed(post(i, True, author=f"a{i}", text=f"t{i}", ident=f"p{i}") for i in range(20))
+    run.feed(post(30 + i, True, author=f"b{i}", text="t0", ident=f"q{i}") for i in range(5))
+    assert run.state is not None
+    (bucket,) = run.state.buckets.values()
+    assert len(bucket.texts) == 10
+    assert (bucket.overflow_posts, bucket.overflow_negatives) == (10, 10)
+    assert bucket.posts == 25  # every post is counted raw
