@@ -67,4 +67,6 @@ def create_app(settings: Settings, **overrides: Any) -> faust.App:
         "logging_config": None,
     }
     conf.update(overrides)
+    # Faust creates only the last level of its data directory
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     return faust.App(settings.app_id, **conf)
