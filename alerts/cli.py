@@ -77,7 +77,7 @@ async def _test_channels(settings: AlertSettings) -> dict[str, str | None]:
     redact = install_redaction(secrets_of(settings))
     try:
         async with httpx.AsyncClient(timeout=settings.notifier_timeout_seconds) as client:
-            channels = http_channels(settings, client)
+            channels = http_channels(settings, lambda: client)
             return {n.channel: await _try_channel(n, settings) for n in channels}
     finally:
         remove_redaction(redact)

@@ -111,14 +111,13 @@ class NotifierHub:
         settings: AlertSettings,
         metrics: Metrics,
         *,
-        client: httpx.AsyncClient | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.notifiers = list(notifiers)
         self._settings = settings
         self._metrics = metrics
         self._policy = RetryPolicy.from_settings(settings)
-        self._client = client
+        self._client: httpx.AsyncClient | None = None
         self._sleep = sleep
         self._queues: dict[str, asyncio.Queue[Alert]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -127,12 +126,18 @@ class NotifierHub:
 
     @classmethod
     def from_settings(cls, settings: AlertSettings, metrics: Metrics) -> NotifierHub:
-        """Every configured channel (plus the log unless disabled); owns its HTTP client."""
-        client = httpx.AsyncClient(timeout=settings.notifier_timeout_seconds)
-        notifiers = http_channels(settings, client)
+        """Every configured channel (plus the log unless disabled), on the hub's HTTP client."""
+        hub = cls([], settings, metrics)
+        hub.notifiers = http_channels(settings, hub.http_client)
         if settings.log_notifier:
-            notifiers.append(LogNotifier())
-        return cls(notifiers, settings, metrics, client=client)
+            hub.notifiers.append(LogNotifier())
+        return hub
+
+    def http_client(self) -> httpx.AsyncClient:
+        """The HTTP client of the running hub (created by start(), closed by stop())."""
+        if self._client is None or self._client.is_closed:
+            raise RuntimeError("the NotifierHub is not running")
+        return self._client
 
     @property
     def channels(self) -> list[str]:
@@ -142,6 +147,7 @@ class NotifierHub:
         """Create the queues and start one task per channel (on the running loop)."""
         if self._tasks:
             return
+        self._client = httpx.AsyncClient(timeout=self._settings.notifier_timeout_seconds)
         self._redaction = install_redaction(secrets_of(self._settings))
         for notifier in self.notifiers:
             queue: asyncio.Queue[Alert] = asyncio.Queue(self._settings.notifier_queue_size)
@@ -170,7 +176,10 @@ class NotifierHub:
                     )
 
     async def stop(self) -> None:
-        """Give queued alerts up to notifier_drain_seconds, then cancel the tasks."""
+        """Give queued alerts up to notifier_drain_seconds, then cancel the tasks.
+
+        The hub can be started again afterwards (the agent does, if Faust restarts it).
+        """
         if self._queues:
             joins = [asyncio.ensure_future(q.join()) for q in self._queues.values()]
             _, pending = await asyncio.wait(joins, timeout=self._settings.notifier_drain_seconds)
@@ -189,6 +198,7 @@ class NotifierHub:
         self._queues.clear()
         if self._client is not None:
             await self._client.aclose()
+            self._client = None
         if self._redaction is not None:
             remove_redaction(self._redaction)
             self._redaction = None

@@ -11,7 +11,7 @@ of the `httpx` logger, which logs full request URLs at INFO.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import httpx
@@ -95,12 +95,19 @@ def slack_message(alert: Alert) -> dict[str, Any]:
 # --- channels --------------------------------------------------------------------------------
 
 
+ClientSource = Callable[[], httpx.AsyncClient]
+
+
 class HttpNotifier:
-    """POSTs a JSON body; 2xx is success, 429/5xx/transport errors are retryable."""
+    """POSTs a JSON body; 2xx is success, 429/5xx/transport errors are retryable.
+
+    `client` returns the HTTP client to use at send time (the hub's current one), so a hub
+    that is stopped and started again gets a fresh client.
+    """
 
     channel = "http"
 
-    def __init__(self, client: httpx.AsyncClient, url: SecretStr, timeout: float) -> None:
+    def __init__(self, client: ClientSource, url: SecretStr, timeout: float) -> None:
         self._client = client
         self._url = url
         self._timeout = timeout
@@ -110,7 +117,7 @@ class HttpNotifier:
 
     async def send(self, alert: Alert) -> None:
         try:
-            response = await self._client.post(
+            response = await self._client().post(
                 self._url.get_secret_value(), json=self.body(alert), timeout=self._timeout
             )
         except httpx.TimeoutException as exc:
@@ -136,7 +143,7 @@ class PagerDutyNotifier(HttpNotifier):
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: ClientSource,
         url: str,
         routing_key: SecretStr,
         source: str,
@@ -181,7 +188,7 @@ class LogNotifier:
 # --- building from settings ------------------------------------------------------------------
 
 
-def http_channels(settings: AlertSettings, client: httpx.AsyncClient) -> list[Notifier]:
+def http_channels(settings: AlertSettings, client: ClientSource) -> list[Notifier]:
     """The HTTP channels that are configured (those with a secret set)."""
     timeout = settings.notifier_timeout_seconds
     channels: list[Notifier] = []

@@ -170,3 +170,19 @@ def test_secrets_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
         assert secret not in caplog.text
         assert not any(secret in m for m in messages)
     assert ROUTING_KEY not in repr(settings) and slack_secret not in str(settings)
+
+
+def test_hub_can_be_stopped_and_started_again() -> None:
+    trigger, resolve = incident()
+    with Recorder() as rec:
+        settings = AlertSettings(webhook_url=SecretStr(rec.url("/hook")), **FAST)
+        metrics = Metrics(CollectorRegistry())
+        hub = NotifierHub.from_settings(settings, metrics)
+
+        async def twice() -> None:
+            for alert in (trigger, resolve):
+                async with hub:
+                    hub.publish(alert)
+
+        asyncio.run(twice())
+    assert [r.body["action"] for r in rec.requests] == ["trigger", "resolve"]
