@@ -182,6 +182,10 @@ class AlertAgent:
             share = record.window.share
             self.metrics.negative_share.labels(brand=brand).set(share if share is not None else 0)
             self.metrics.brand_posts_window.labels(brand=brand).set(record.window.posts)
+            self.metrics.brand_voices_window.labels(brand=brand).set(record.window.voices)
+            self.metrics.brand_negative_voices_window.labels(brand=brand).set(
+                record.window.negative_voices
+            )
         for alert in result.alerts:
             self.metrics.alerts.labels(severity=alert.severity, action=alert.action).inc()
             self.hub.publish(alert)
