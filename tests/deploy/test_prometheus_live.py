@@ -272,13 +272,25 @@ def test_prometheus_scrapes_throughput_latency_and_lag(
         posts = prometheus.scalar(f"brandmon_brand_posts_window{{{selector}}}")
         assert share is not None and 0 <= share <= 1, (brand, share)
         assert posts is not None and 1 <= posts <= per_brand, (brand, posts)
-        # The voices gauges feed the spike rules; where the worker sets them they must be
-        # consistent with the share and the posts.
+        # The voices gauges feed the spike rules: consistent with the share and the posts.
         voices = prometheus.scalar(f"brandmon_brand_voices_window{{{selector}}}")
         negative = prometheus.scalar(f"brandmon_brand_negative_voices_window{{{selector}}}")
-        if voices is not None and negative is not None:
-            assert 0 <= negative <= voices <= posts, (brand, negative, voices, posts)
-            assert share == pytest.approx(negative / voices if voices else 0.0), brand
+        assert voices is not None and negative is not None, brand
+        assert 0 <= negative <= voices <= posts, (brand, negative, voices, posts)
+        assert share == pytest.approx(negative / voices if voices else 0.0), brand
+    # The spike rules' recorded series appear for every brand (their groups run once a
+    # minute, so allow for one evaluation); the Wilson lower bound is never above the share
+    # (up to rounding: with no negatives it is 0 give or take 1e-17).
+    for record in (
+        "job_brand:brandmon_brand_negative_voices_window:max",
+        "job_brand:brandmon_brand_negative_share:wilson_lower95",
+    ):
+        prometheus.wait_for(f"count({record}{{{job}}})", lambda v: v == len(BRANDS), timeout=90)
+    above_share = prometheus.query(
+        f"job_brand:brandmon_brand_negative_share:wilson_lower95{{{job}}} "
+        f"> on (job, brand) job_brand:brandmon_brand_negative_share:max + 1e-9"
+    )
+    assert not above_share, above_share
 
     # Model in use.
     (info,) = prometheus.query(f"brandmon_model_info{{{job}}}")
