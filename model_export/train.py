@@ -69,7 +69,7 @@ class TrainConfig:
     bf16: bool = True
     evals_per_epoch: int = 2
     patience: int = 2
-    #: Time budget: after `calibrate_steps` the schedule is shortened so that the learning
+    #: Time budget: every `calibrate_steps` the schedule is refitted so that the learning
     #: rate reaches zero (and training ends) within it, however busy the machine is.
     max_minutes: float = 60.0
     #: Start from this saved classifier (e.g. a previous run's best/) instead of MiniLM.
@@ -402,7 +402,7 @@ def _fit_budget(plan: Schedule, state: RunState, cfg: TrainConfig) -> None:
     elapsed = time.monotonic() - state.started
     if plan.fit_budget(state.step, elapsed, cfg.max_minutes * 60):
         log.info(
-            "schedule shortened to %d steps to fit %.0f minutes (%.2f s/step)",
+            "schedule now ends at step %d to fit %.0f minutes (%.2f s/step so far)",
             plan.total,
             cfg.max_minutes,
             elapsed / state.step,
