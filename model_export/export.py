@@ -484,11 +484,11 @@ def write_manifest(ctx: ExportContext, name: str) -> ModelManifest:
         architecture=ctx.architecture,
         source=ctx.checkpoint.source,
         labels=ctx.labels,
-        label_map=ctx.label_map,  # type: ignore[arg-type]
+        label_map=ctx.label_map,
         max_length=ctx.options.max_length,
         opset=ctx.options.opset,
         inputs=ctx.inputs,
-        variants=ctx.variants,  # type: ignore[arg-type]
+        variants=ctx.variants,
         files=files,
         validation=ctx.validation,
         tools=tool_versions(),

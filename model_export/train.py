@@ -283,7 +283,8 @@ def make_optimizer(model: Any, cfg: TrainConfig, total_steps: int) -> tuple[Any,
     """AdamW (no decay on biases and LayerNorm) with linear warm-up and linear decay."""
     import torch
 
-    decay, no_decay = [], []
+    decay: list[Any] = []
+    no_decay: list[Any] = []
     for name, param in model.named_parameters():
         if param.requires_grad:
             (
@@ -502,8 +503,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def _write_summary(cfg: TrainConfig, state: RunState, weights: list[float]) -> dict[str, Any]:
-    summary = {
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+    config: dict[str, Any] = {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
+    }
+    config["train_files"] = [str(p) for p in cfg.train_files]
+    config["val_files"] = [str(p) for p in cfg.val_files]
+    summary: dict[str, Any] = {
+        "config": config,
         "best_score": state.best,
         "best_checkpoint": str(cfg.out_dir / "best"),
         "stop_reason": state.stop_reason or "all epochs done",
@@ -511,8 +517,6 @@ def _write_summary(cfg: TrainConfig, state: RunState, weights: list[float]) -> d
         "class_weights": weights,
         "history": state.history,
     }
-    summary["config"]["train_files"] = [str(p) for p in cfg.train_files]
-    summary["config"]["val_files"] = [str(p) for p in cfg.val_files]
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     (cfg.out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
