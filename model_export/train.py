@@ -109,6 +109,8 @@ def _check_labels(data: LabelledSet) -> None:
 
 
 def _tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    if not texts:
+        return []
     enc = tokenizer(list(texts), truncation=True, max_length=max_length)
     return [list(ids) for ids in enc["input_ids"]]
 
@@ -228,20 +230,23 @@ def batch_loss(
 
 
 def build_model(cfg: TrainConfig) -> tuple[Any, Any]:
-    """The MiniLM-initialised classifier and its tokenizer."""
+    """The classifier and its tokenizer: MiniLM-initialised, or the `--init` checkpoint's own."""
     from model_export.minilm import distilbert_from_minilm, minilm_tokenizer
 
-    if cfg.init is not None:
-        from transformers import DistilBertForSequenceClassification
+    if cfg.init is None:
+        model, tokenizer = distilbert_from_minilm(dict(enumerate(LABELS))), minilm_tokenizer()
+    else:
+        from transformers import AutoTokenizer, DistilBertForSequenceClassification
 
         model = DistilBertForSequenceClassification.from_pretrained(str(cfg.init))
-        if [model.config.id2label[i] for i in range(len(LABELS))] != list(LABELS):
-            raise TrainDataError(f"{cfg.init} is not a {list(LABELS)} classifier")
-    else:
-        model = distilbert_from_minilm(dict(enumerate(LABELS)))
+        labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        if labels != list(LABELS):
+            raise TrainDataError(f"{cfg.init} has labels {labels}, not {list(LABELS)}")
+        tokenizer = AutoTokenizer.from_pretrained(str(cfg.init))
+        tokenizer.model_input_names = ["input_ids", "attention_mask"]
     if cfg.freeze_word_embeddings:
         model.distilbert.embeddings.word_embeddings.weight.requires_grad_(False)
-    return model, minilm_tokenizer()
+    return model, tokenizer
 
 
 @dataclass
@@ -450,8 +455,9 @@ def run_epoch(
             if schedule_done:
                 state.stop_reason = state.stop_reason or "end of the learning-rate schedule"
         if state.stop_reason:
-            return
-    save_checkpoint(model, tokenizer, cfg.out_dir / f"epoch-{epoch + 1}")
+            break
+    if i == len(batches):  # the epoch ran to its end (also when training stops right there)
+        save_checkpoint(model, tokenizer, cfg.out_dir / f"epoch-{epoch + 1}")
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:

@@ -168,3 +168,86 @@ def test_train_command_rejects_a_missing_file_without_a_traceback(tmp_path: Path
     assert result.exit_code == 2
     assert "does not exist" in result.output
     assert "Traceback" not in result.output
+
+
+def _tiny_data(tmp_path: Path) -> tuple[Path, Path]:
+    tweets = tmp_path / "tweets.jsonl"
+    rows = [("love", "positive"), ("hate", "negative"), ("new", "neutral")] * 20
+    tweets.write_text(
+        "".join(
+            json.dumps({"text": f"{w} phone today @someone", "label": lab}) + "\n"
+            for w, lab in rows
+        )
+    )
+    phrases = tmp_path / "phrases.jsonl"
+    pairs = [("great", "positive"), ("awful", "negative")] * 30
+    phrases.write_text(
+        "".join(
+            json.dumps({"text": f"a really {w} movie", "label": lab}) + "\n" for w, lab in pairs
+        )
+    )
+    return tweets, phrases
+
+
+def test_training_learns_and_saves_a_loadable_best_checkpoint(tmp_path: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from model_export.testing import make_tiny_checkpoint
+    from model_export.train import train
+
+    # small head weights, like a fresh head: the logits start near zero and can move
+    init = make_tiny_checkpoint(tmp_path / "init", LABELS, head_scale=0.02)
+    tweets, phrases = _tiny_data(tmp_path)
+    cfg = TrainConfig(
+        [tweets, phrases],
+        [tweets],
+        tmp_path / "out",
+        epochs=6,
+        batch_size=8,
+        lr=5e-3,
+        binary_per_epoch=20,
+        binary_holdout=10,
+        init=init,
+        bf16=False,
+        patience=10,
+        max_minutes=5.0,
+    )
+    summary = train(cfg)
+    history = summary["history"]
+    assert [h["epoch"] for h in history] == [k / 2 for k in range(1, 13)]
+    assert {"binary-holdout", "tweets.jsonl", "score"} <= set(history[0])
+    # one word decides each tweet's class: macro-recall climbs from chance (1/3)
+    assert history[0]["tweets.jsonl"] < 0.4
+    assert history[-1]["tweets.jsonl"] > 0.6
+    assert (tmp_path / "out" / "epoch-6" / "config.json").is_file()
+    assert (tmp_path / "out" / "epoch-3" / "config.json").is_file()
+    best = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "out" / "best"))
+    assert best.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
+    saved = json.loads((tmp_path / "out" / "train_summary.json").read_text())
+    assert saved["best_score"] == summary["best_score"]
+    assert summary["best_score"] == pytest.approx(max(h["score"] for h in history), abs=1e-4)
+
+
+def test_training_stops_early_when_validation_stops_improving(
+    tmp_path: Path, tiny_checkpoint_dir: Path
+) -> None:
+    from model_export.train import train
+
+    tweets, phrases = _tiny_data(tmp_path)
+    cfg = TrainConfig(
+        [tweets, phrases],
+        [tweets],
+        tmp_path / "out",
+        epochs=5,
+        batch_size=8,
+        lr=0.0,
+        binary_per_epoch=20,
+        binary_holdout=10,
+        init=tiny_checkpoint_dir,
+        bf16=False,
+        patience=2,
+        max_minutes=5.0,
+    )
+    summary = train(cfg)
+    assert summary["stop_reason"].startswith("early stop")
+    assert len(summary["history"]) == 3  # the first eval is the best; two more without gain
