@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from alerts.schema import Alert
 
 alerts_app = typer.Typer(
-    help="Spike alerts: test the notifiers, run the detector's scenario benchmark.",
+    help="Spike alerts: run the aggregator, test the notifiers, run the scenario benchmark.",
     no_args_is_help=True,
 )
 
@@ -29,6 +29,36 @@ CHANNEL_VARIABLES = (
 def register(app: typer.Typer) -> None:
     """Add the `alerts` sub-command group to the brandmon app."""
     app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("worker")
+def worker() -> None:
+    """Run the alert aggregator: posts.scored -> alerts, brand.sentiment, notifiers.
+
+    A separate process from `brandmon worker`, in its own consumer group
+    (BRANDMON_ALERTS_APP_ID), serving /metrics on BRANDMON_ALERTS_WEB_PORT (6067).
+    """
+    import logging
+
+    from pydantic import ValidationError
+
+    from alerts.worker import run_alert_worker
+    from brandmon.kafka_io import BrokerUnreachableError
+    from brandmon.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        typer.secho(f"invalid BRANDMON_* settings:\n{exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        run_alert_worker(settings)
+    except BrokerUnreachableError as exc:
+        typer.secho(f"brandmon alerts worker cannot start: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
 
 
 def _alert_settings() -> AlertSettings:

@@ -17,8 +17,6 @@ class AlertSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    enabled: bool = True
-
     # --- buckets and windows (event time) -------------------------------------------------
     bucket_seconds: int = Field(60, gt=0, description="Width of an event-time bucket.")
     window_buckets: int = Field(5, gt=0, description="Buckets in the sliding evaluation window.")

@@ -7,10 +7,11 @@ stream never needs torch.
 
 from __future__ import annotations
 
+import typer
+
 import alerts.cli
 import model_export.cli
 import stream.cli
-import typer
 
 app = typer.Typer(
     name="brandmon",

@@ -51,8 +51,11 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(4, gt=0)
     topic_replication: int = Field(1, gt=0)
 
-    #: Consumer group (Faust app id) of the score worker.
+    #: Consumer group (Faust app id) of the score workers.
     app_id: str = "brandmon-scorer"
+    #: Consumer group of the alert workers (`brandmon alerts worker`), a separate process: a
+    #: Faust app that holds a table must not also run the score agent (see stream/worker.py).
+    alerts_app_id: str = "brandmon-alerts"
     #: Faust's table and state directory.
     data_dir: Path = Path(".brandmon/worker")
 
@@ -73,6 +76,8 @@ class Settings(BaseSettings):
     # --- observability -------------------------------------------------------------------
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
+    #: Port of the alert worker's /metrics, /live and /ready.
+    alerts_web_port: int = Field(6067, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     alerts: AlertSettings = AlertSettings()

@@ -39,7 +39,9 @@ def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLC
     )
 
 
-def create_app(settings: Settings, **overrides: Any) -> faust.App:
+def create_app(
+    settings: Settings, app_id: str | None = None, web_port: int | None = None, **overrides: Any
+) -> faust.App:
     """A Faust app for brandmon's topics: raw bytes in and out, at-least-once commits."""
     servers = ";".join(f"kafka://{s}" for s in settings.bootstrap_servers.split(","))
     conf: dict[str, Any] = {
@@ -61,7 +63,7 @@ def create_app(settings: Settings, **overrides: Any) -> faust.App:
         "producer_linger_ms": 5,
         "web_enabled": True,
         "web_bind": settings.web_host,
-        "web_port": settings.web_port,
+        "web_port": settings.web_port if web_port is None else web_port,
         "web_host": settings.web_host,
         "web_in_thread": False,
         "logging_config": None,
@@ -69,4 +71,4 @@ def create_app(settings: Settings, **overrides: Any) -> faust.App:
     conf.update(overrides)
     # Faust creates only the last level of its data directory
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return faust.App(settings.app_id, **conf)
+    return faust.App(app_id or settings.app_id, **conf)

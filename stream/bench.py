@@ -137,7 +137,6 @@ def _worker_env(settings: Settings, port: int) -> dict[str, str]:
         "BRANDMON_WEB_PORT": str(port),
         "BRANDMON_DATA_DIR": f"/tmp/brandmon-bench-{settings.app_id}",
         "BRANDMON_LOG_LEVEL": "WARNING",
-        "BRANDMON_ALERTS__ENABLED": "false",
     }
     return env
 

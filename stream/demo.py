@@ -44,7 +44,9 @@ def _local_broker(settings: Settings, home: Path) -> LocalBroker | None:
     return broker
 
 
-def _start_worker(settings: Settings, log: Path, extra: dict[str, str]) -> subprocess.Popen[bytes]:
+def _start(
+    command: list[str], settings: Settings, log: Path, extra: dict[str, str]
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "BRANDMON_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
@@ -53,7 +55,7 @@ def _start_worker(settings: Settings, log: Path, extra: dict[str, str]) -> subpr
     }
     log.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [sys.executable, "-m", "brandmon.cli", "worker"],
+        [sys.executable, "-m", "brandmon.cli", *command],
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
@@ -112,7 +114,7 @@ def run_demo(settings: Settings, duration: float, rate: float, home: Path, every
     from brandmon.broker import free_port
 
     broker = _local_broker(settings, home / "kafka")
-    worker = None
+    workers: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     try:
         ensure_topics(
@@ -125,12 +127,25 @@ def run_demo(settings: Settings, duration: float, rate: float, home: Path, every
                 settings.topic_brand_sentiment,
             ],
         )
-        port = free_port()
-        log = home / "worker.log"
-        worker = _start_worker(settings, log, {"BRANDMON_WEB_PORT": str(port), **DEMO_ALERT_ENV})
-        print(f"starting the worker (model: {settings.resolved_model_path}, log: {log}) ...")
-        _wait_ready(worker, port, log)
-        print(f"worker ready; metrics on http://127.0.0.1:{port}/metrics")
+        port, alerts_port = free_port(), free_port()
+        log, alerts_log = home / "worker.log", home / "alerts-worker.log"
+        print(f"starting the score worker (model: {settings.resolved_model_path}, log: {log})")
+        print(f"starting the alert worker (log: {alerts_log}) ...")
+        workers.append(_start(["worker"], settings, log, {"BRANDMON_WEB_PORT": str(port)}))
+        workers.append(
+            _start(
+                ["alerts", "worker"],
+                settings,
+                alerts_log,
+                {"BRANDMON_ALERTS_WEB_PORT": str(alerts_port), **DEMO_ALERT_ENV},
+            )
+        )
+        _wait_ready(workers[0], port, log)
+        _wait_ready(workers[1], alerts_port, alerts_log)
+        print(
+            f"workers ready; metrics on http://127.0.0.1:{port}/metrics and "
+            f"http://127.0.0.1:{alerts_port}/metrics"
+        )
         spike = Spike("acme", start=duration * 0.25, duration=duration * 0.3, negative_share=0.7)
         sim = PostSimulator(
             SimulationConfig(rate=rate, spike=spike), datetime.now(UTC), seed=int(time.time())
@@ -149,8 +164,10 @@ def run_demo(settings: Settings, duration: float, rate: float, home: Path, every
         return 0
     finally:
         stop.set()
-        if worker is not None and worker.poll() is None:
-            worker.terminate()
-            worker.wait(60)
+        for proc in workers:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in workers:
+            proc.wait(60)
         if broker is not None:
             broker.stop()

@@ -1,7 +1,10 @@
 """`brandmon worker`: build the Faust app with its agents, health and metrics pages, and run it.
 
-One worker runs the score agent (posts -> posts.scored) and, unless
-BRANDMON_ALERTS__ENABLED=false, the alert agent (posts.scored -> alerts, brand.sentiment).
+The score worker runs only the score agent. The alert aggregator (`brandmon alerts worker`)
+is a separate Faust app and process: measured here, a Faust app that also holds a
+changelog-backed table resumed the posts stream after a restart from prefetched offsets
+before seeking to the committed ones, so the score agent skipped records (faust issues 216
+and 221 describe the same race). Without a table the restart resumes exactly where it left.
 
 Start-up fails fast, with a message that names the problem, when the model folder is missing
 or broken, when a GPU provider is asked for and absent, or when no broker answers.
@@ -12,18 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from alerts.agent import register_alert_agent
-from alerts.hub import NotifierHub
 from brandmon.kafka_io import admin, check_broker, ensure_topics
 from brandmon.metrics import Metrics
 from brandmon.settings import Settings
+from brandmon.web import add_pages
 from stream.agent import ScoreAgent
 from stream.app import create_app
 from stream.classifier import Classifier, OnnxClassifier, load_classifier
@@ -43,19 +42,6 @@ class Worker:
     classifier: Classifier
     app: faust.App
     score: ScoreAgent
-    started: float = field(default_factory=time.monotonic)
-
-    def ready(self) -> tuple[bool, str]:
-        consumer = self.app.consumer if self.app.started else None
-        if consumer is None:
-            return False, "the Faust app has not started"
-        try:
-            assigned = consumer.assignment()
-        except Exception as exc:  # the consumer may be mid-rebalance: report, don't crash
-            return False, f"consumer not ready: {exc!r}"
-        if not assigned:
-            return False, "no partitions assigned yet"
-        return True, f"{len(assigned)} partitions assigned"
 
 
 def build_worker(settings: Settings, classifier: Classifier | None = None) -> Worker:
@@ -79,10 +65,7 @@ def build_worker(settings: Settings, classifier: Classifier | None = None) -> Wo
     worker = Worker(
         settings, metrics, classifier, app, ScoreAgent(app, settings, metrics, classifier)
     )
-    if settings.alerts.enabled:
-        hub = NotifierHub.from_settings(settings.alerts, metrics)
-        register_alert_agent(app, settings, metrics, hub)
-    _add_pages(worker)
+    add_pages(app, metrics, {"model": classifier.model_id})
     _add_lag_monitor(worker)
     return worker
 
@@ -95,28 +78,6 @@ def _topics(settings: Settings) -> list[str]:
         settings.topic_alerts,
         settings.topic_brand_sentiment,
     ]
-
-
-def _add_pages(worker: Worker) -> None:
-    app = worker.app
-
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(
-            generate_latest(worker.metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0]
-        )
-
-    @app.page("/live")
-    async def live_page(web: Any, request: Any) -> Any:
-        return web.json({"live": True, "uptime_seconds": round(time.monotonic() - worker.started)})
-
-    @app.page("/ready")
-    async def ready_page(web: Any, request: Any) -> Any:
-        ok, why = worker.ready()
-        return web.json(
-            {"ready": ok, "detail": why, "model": worker.classifier.model_id},
-            status=200 if ok else 503,
-        )
 
 
 def measure_lag(settings: Settings, group: str, topic: str) -> dict[int, int]:

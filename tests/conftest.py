@@ -80,6 +80,7 @@ def topic_env(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
         "BRANDMON_TOPIC_ALERTS": f"alerts-{suffix}",
         "BRANDMON_TOPIC_BRAND_SENTIMENT": f"brand.sentiment-{suffix}",
         "BRANDMON_APP_ID": f"brandmon-test-{suffix}",
+        "BRANDMON_ALERTS_APP_ID": f"brandmon-test-alerts-{suffix}",
         "BRANDMON_DATA_DIR": str(tmp_path / "worker-data"),
         "BRANDMON_TOPIC_PARTITIONS": "3",
     }

@@ -32,7 +32,7 @@ class AlertWorker:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.alerts.alert_worker"],
+            [sys.executable, "-m", "brandmon.cli", "alerts", "worker"],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -87,7 +87,7 @@ def test_spike_one_trigger_kill_restart_one_resolve(
     with Recorder() as hook:
         env = {
             **topic_env,
-            "BRANDMON_WEB_PORT": str(free_port()),
+            "BRANDMON_ALERTS_WEB_PORT": str(free_port()),
             "BRANDMON_ALERTS__WEBHOOK_URL": hook.url("/hook"),
         }
         _produce(settings, traffic(range(60), 100, 0.15) + traffic(range(60, 66), 200, 0.6))
