@@ -15,10 +15,23 @@ from pydantic import BaseModel
 from brandmon.settings import Settings
 from tests.deploy.repo import COMPOSE, PROMETHEUS_CONFIG, REPO, load_yaml
 
-SERVICES = {"kafka", "kafka-init", "worker", "simulator", "prometheus", "grafana", "worker-gpu"}
+SERVICES = {
+    "kafka",
+    "kafka-init",
+    "worker",
+    "alerts",
+    "simulator",
+    "prometheus",
+    "grafana",
+    "worker-gpu",
+}
 #: Services that must report health (the others are one-shot or have nothing to probe).
-HEALTHCHECKED = {"kafka", "worker", "worker-gpu", "prometheus", "grafana"}
+HEALTHCHECKED = {"kafka", "worker", "alerts", "worker-gpu", "prometheus", "grafana"}
+#: The score workers (`brandmon worker`) and the alert worker (`brandmon alerts worker`).
+SCORE_WORKERS = ("worker", "worker-gpu")
+BRANDMON_PROCESSES = (*SCORE_WORKERS, "alerts")
 WEB_PORT = Settings.model_fields["web_port"].default
+ALERTS_WEB_PORT = Settings.model_fields["alerts_web_port"].default
 
 
 def compose() -> dict[str, Any]:
@@ -150,14 +163,19 @@ def test_health_checks() -> None:
     for name in HEALTHCHECKED:
         check = services()[name].get("healthcheck", {})
         assert check.get("test") and not check.get("disable"), f"{name} has no health check"
-    for name in ("worker", "worker-gpu"):
+    for name in SCORE_WORKERS:
         test = " ".join(services()[name]["healthcheck"]["test"])
         assert f"127.0.0.1:{WEB_PORT}/ready" in test, name
+    # The alert worker serves /ready on its own port, the one its environment gives it.
+    alerts = services()["alerts"]
+    test = " ".join(alerts["healthcheck"]["test"])
+    assert f"127.0.0.1:{ALERTS_WEB_PORT}/ready" in test
+    assert int(environment(alerts)["BRANDMON_ALERTS_WEB_PORT"]) == ALERTS_WEB_PORT
 
 
 def test_startup_order() -> None:
     svc = services()
-    for name in ("worker", "worker-gpu"):
+    for name in BRANDMON_PROCESSES:
         deps = svc[name]["depends_on"]
         assert deps["kafka"]["condition"] == "service_healthy"
         assert deps["kafka-init"]["condition"] == "service_completed_successfully"
@@ -165,6 +183,7 @@ def test_startup_order() -> None:
         "service_completed_successfully"
     )
     assert svc["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    assert {"worker", "alerts"} <= set(svc["prometheus"]["depends_on"])
 
 
 def test_topic_init_creates_the_topics_settings_name() -> None:
@@ -202,14 +221,46 @@ def test_commands_are_valid_brandmon_cli_calls() -> None:
     from brandmon.cli import app
 
     cli = typer.main.get_command(app)
-    for name in ("worker", "simulator", "worker-gpu"):
+    for name in ("worker", "alerts", "simulator", "worker-gpu"):
         command = services()[name]["command"]
         args = shlex.split(command) if isinstance(command, str) else list(command)
         assert args[0] == "brandmon", name
-        # click parses the arguments as the real command would, without running it
-        sub = cli.get_command(cli.make_context("brandmon", list(args[1:])), args[1])  # type: ignore[attr-defined]
-        assert sub is not None, f"{name}: no such command {args[1]}"
-        sub.make_context(args[1], list(args[2:]))
+        # click resolves the (sub-)command and parses the arguments as the real command
+        # would, without running it: `brandmon worker`, `brandmon alerts worker`, ...
+        group: Any = cli
+        rest = list(args[1:])
+        while rest:
+            sub = group.get_command(
+                group.make_context(group.name or "brandmon", list(rest)), rest[0]
+            )
+            assert sub is not None, f"{name}: no such command {rest[0]} in {args}"
+            group, rest = sub, rest[1:]
+            if not hasattr(group, "get_command"):
+                group.make_context(group.name, rest)
+                break
+        assert not hasattr(group, "get_command"), f"{name}: {args} names a group, not a command"
+
+
+def test_score_and_alert_workers_are_separate_processes() -> None:
+    svc = services()
+    assert svc["worker"]["command"] == ["brandmon", "worker"]
+    assert svc["worker-gpu"]["command"] == ["brandmon", "worker"]
+    assert svc["alerts"]["command"] == ["brandmon", "alerts", "worker"]
+    # Same image as the score worker, its own state volume.
+    assert svc["alerts"]["image"] == svc["worker"]["image"]
+    assert svc["alerts"]["build"] == svc["worker"]["build"]
+    volumes = {v.split(":", 1)[0] for v in svc["alerts"]["volumes"]}
+    assert volumes and not volumes & {v.split(":", 1)[0] for v in svc["worker"]["volumes"]}
+    # Notification channels and other alert settings go to the alert worker only; the score
+    # worker has no alert stage to configure (BRANDMON_ALERTS__ENABLED no longer exists).
+    for name in SCORE_WORKERS:
+        alert_vars = [k for k in environment(svc[name]) if k.startswith("BRANDMON_ALERTS")]
+        assert not alert_vars, f"{name} runs no alert stage: {alert_vars}"
+    assert "BRANDMON_ALERTS__ENABLED" not in settings_env_names()
+    # Every brandmon process talks to the same broker with the same partition count.
+    shared = ("BRANDMON_BOOTSTRAP_SERVERS", "BRANDMON_TOPIC_PARTITIONS")
+    for key in shared:
+        assert environment(svc["alerts"])[key] == environment(svc["worker"])[key], key
 
 
 def test_mounted_files_and_build_contexts_exist() -> None:
@@ -225,10 +276,14 @@ def test_mounted_files_and_build_contexts_exist() -> None:
 
 def test_prometheus_scrapes_the_compose_workers() -> None:
     config = load_yaml(PROMETHEUS_CONFIG)
-    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "brandmon-worker"]
-    (sd,) = job["dns_sd_configs"]
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    (sd,) = jobs["brandmon-worker"]["dns_sd_configs"]
     assert set(sd["names"]) == {"worker", "worker-gpu"} <= set(services())
     assert sd["port"] == WEB_PORT
+    # The alert workers, a job of their own on their own port.
+    (sd,) = jobs["brandmon-alerts"]["dns_sd_configs"]
+    assert set(sd["names"]) == {"alerts"} <= set(services())
+    assert sd["port"] == ALERTS_WEB_PORT
     assert "./deploy/prometheus:/etc/prometheus:ro" in services()["prometheus"]["volumes"]
     command = services()["prometheus"]["command"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in command
