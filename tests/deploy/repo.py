@@ -66,6 +66,7 @@ GRAFANA_VARIABLES = {
     "$__interval": "1m",
     "${datasource}": "",
     "$job": ".*",
+    "$alerts_job": ".*",
     "$brand": ".*",
 }
 

@@ -73,3 +73,46 @@ def test_the_provider_loads_the_dashboards_from_where_compose_mounts_them() -> N
     mounts = load_yaml(COMPOSE)["services"]["grafana"]["volumes"]
     assert f"./deploy/grafana/dashboards:{entry['options']['path']}:ro" in mounts
     assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
+
+
+#: Series only the alert worker (`brandmon alerts worker`, its own scrape job) exports.
+ALERT_STAGE = (
+    "brandmon_brand_",
+    "brandmon_alerts_total",
+    "brandmon_late_events_total",
+    "brandmon_future_events_total",
+    "brandmon_notifier_",
+    "brandmon_alert_input_invalid_total",
+)
+
+
+def test_each_stage_is_filtered_by_its_own_job_variable() -> None:
+    # Score workers and alert workers are separate scrape jobs: an alert-stage query filtered
+    # by the score job (or the reverse) shows nothing, silently.
+    dashboard = load_dashboard(DASHBOARD)
+    names = {v["name"] for v in dashboard["templating"]["list"]}
+    assert {"job", "alerts_job", "brand"} <= names
+    exprs = [t["expr"] for p in _panels() for t in p.get("targets", [])]
+    exprs += [a["expr"] for a in dashboard["annotations"]["list"] if a.get("expr")]
+    exprs += [
+        v["query"]["query"]
+        for v in dashboard["templating"]["list"]
+        if v["type"] == "query" and "{" in v["query"]["query"]
+    ]
+    for expr in exprs:
+        if expr.startswith("sum(up{"):
+            continue
+        alert_stage = any(name in expr for name in ALERT_STAGE)
+        if alert_stage:
+            assert '$job"' not in expr, expr
+        elif "brandmon_" in expr:
+            assert '$alerts_job"' not in expr, expr
+    # "All" of a job variable must list that stage's jobs, not match every job (".*").
+    for variable in dashboard["templating"]["list"]:
+        if variable["name"] in ("job", "alerts_job"):
+            assert "allValue" not in variable, variable["name"]
+    (workers_up,) = [p for p in _panels() if p["title"] == "Workers up"]
+    assert {t["expr"] for t in workers_up["targets"]} == {
+        'sum(up{job=~"$job"})',
+        'sum(up{job=~"$alerts_job"})',
+    }
