@@ -119,14 +119,13 @@ class Lifecycle:
         counts = ev.verdict.window.counts
         share = f"{counts.share:.0%}" if counts.share is not None else "n/a"
         since = utc(incident.start).strftime("%Y-%m-%d %H:%M UTC")
-        minutes = (ev.verdict.window.last - ev.verdict.window.first + 1) * (
-            self.s.bucket_seconds / 60
+        span = _duration(
+            (ev.verdict.window.last - ev.verdict.window.first + 1) * self.s.bucket_seconds
         )
         if action == "resolve":
-            quiet = self.s.quiet_seconds / 60
             return (
                 f"[RESOLVED] {ev.brand}: negative share back to {share} over the last "
-                f"{minutes:g} min, nothing elevated for {quiet:g} min "
+                f"{span}, nothing elevated for {_duration(self.s.quiet_seconds)} "
                 f"(incident since {since})."
             )
         if ev.warm:
@@ -137,5 +136,12 @@ class Lifecycle:
         return (
             f"[{severity.upper()}] {ev.brand}: {share} negative "
             f"({counts.negative_voices} of {counts.voices} voices, {counts.posts} posts) "
-            f"over {minutes:g} min ({against}); incident since {since}."
+            f"over {span} ({against}); incident since {since}."
         )
+
+
+def _duration(seconds: float) -> str:
+    """`5 min`, `1.5 min` or `30 s`: how a person reads a window length."""
+    if seconds < 60:
+        return f"{seconds:g} s"
+    return f"{round(seconds / 60, 2):g} min"

@@ -291,7 +291,7 @@ def consume(
 
 
 def demo(
-    duration: Annotated[float, typer.Option(help="Seconds to run.", min=10)] = 150.0,
+    duration: Annotated[float, typer.Option(help="Seconds to run.", min=10)] = 240.0,
     rate: Annotated[float, typer.Option(help="Simulated posts per second.", min=1)] = 20.0,
     home: Annotated[Path, typer.Option(help="Folder for the broker's data and logs.")] = Path(
         ".brandmon/demo"

@@ -21,14 +21,15 @@ from brandmon.kafka_io import JsonProducer, consume, ensure_topics
 from brandmon.settings import Settings
 from stream.simulate import PostSimulator, SimulationConfig, Spike
 
-#: Alert timing for a demo that fits in minutes: 10 s buckets, 3-bucket windows and a 30 s
-#: quiet period (the detector stays on its warm-up rule in so short a run). Production
-#: defaults (1 min buckets, 5 min windows, 15 min quiet period) are in alerts/config.py.
+#: Alert timing for a demo that fits in minutes: 10 s buckets, 3-bucket windows, a baseline
+#: trusted after 6 buckets and a 30 s quiet period. Production defaults (1 min buckets, 5 min
+#: windows, 30 buckets of warm-up, 15 min quiet period) are in alerts/config.py.
 DEMO_ALERT_ENV = {
     "BRANDMON_ALERTS__BUCKET_SECONDS": "10",
     "BRANDMON_ALERTS__WINDOW_BUCKETS": "3",
     "BRANDMON_ALERTS__ALLOWED_LATENESS_SECONDS": "2",
     "BRANDMON_ALERTS__QUIET_SECONDS": "30",
+    "BRANDMON_ALERTS__WARMUP_BUCKETS": "6",
 }
 
 
@@ -146,7 +147,7 @@ def run_demo(settings: Settings, duration: float, rate: float, home: Path, every
             f"workers ready; metrics on http://127.0.0.1:{port}/metrics and "
             f"http://127.0.0.1:{alerts_port}/metrics"
         )
-        spike = Spike("acme", start=duration * 0.25, duration=duration * 0.3, negative_share=0.7)
+        spike = Spike("acme", start=duration * 0.45, duration=duration * 0.25, negative_share=0.7)
         sim = PostSimulator(
             SimulationConfig(rate=rate, spike=spike), datetime.now(UTC), seed=int(time.time())
         )

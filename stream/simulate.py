@@ -45,6 +45,9 @@ POSITIVE = (
     "so happy I switched to {b}, highly recommend",
 )
 SUFFIXES = ("", "", " #fail", " #happy", " @{b}", " 🙂", " lol", " (again)")
+#: Neutral openers and a mention of another user make texts as varied as real ones: the alert
+#: detector counts exact duplicate texts once (a bot or retweet storm is one voice).
+OPENERS = ("", "", "", "so ", "ok ", "fyi ", "update: ", "hey ", "well ", "btw ")
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,11 @@ class PostSimulator:
         elapsed = index / self.config.rate
         brand = self.rng.choice(list(self.config.brands))
         template = self.rng.choice(self._tone(brand, elapsed))
-        text = (template + self.rng.choice(SUFFIXES)).format(b=brand.capitalize())
+        text = (self.rng.choice(OPENERS) + template + self.rng.choice(SUFFIXES)).format(
+            b=brand.capitalize()
+        )
+        if self.rng.random() < 0.6:
+            text += f" cc @friend{self.rng.randrange(5000)}"
         created = self.start + timedelta(seconds=elapsed)
         return {
             "id": f"sim-{self.run_id}-{index}",
