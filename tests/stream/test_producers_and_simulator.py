@@ -77,7 +77,7 @@ def test_simulated_spike_raises_the_brands_negative_share_only_inside_it() -> No
 
     def share(lo: int, hi: int, brand: str) -> float:
         chosen = [p for i, p in enumerate(posts[lo * 10 : hi * 10]) if p["brand"] == brand]
-        neg = [p for p in chosen if any(p["text"].startswith(n[:25]) for n in negative)]
+        neg = [p for p in chosen if any(n[:25] in p["text"] for n in negative)]
         return len(neg) / len(chosen)
 
     assert share(100, 200, "acme") > 0.55
