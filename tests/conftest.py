@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from brandmon.settings import Settings
-from tests.helpers import WorkerProcess
+from tests.helpers import ALERT_WORKER, WorkerProcess
 
 pytest_plugins = ["tests.model_fixtures"]
 
@@ -112,6 +112,34 @@ def worker_factory(
             **extra,
         }
         proc = WorkerProcess(env, log_path=tmp_path / f"worker-{len(started)}.log")
+        started.append(proc)
+        proc.start()
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+
+
+@pytest.fixture
+def alert_worker_factory(
+    topic_env: dict[str, str],
+    tmp_path: Path,
+) -> Iterator[type[WorkerProcess] | object]:
+    """Start `brandmon alerts worker` processes on this test's topics (its own consumer group,
+    BRANDMON_ALERTS_APP_ID); all are killed at the end."""
+    started: list[WorkerProcess] = []
+
+    def start(**extra: str) -> WorkerProcess:
+        from brandmon.broker import free_port
+
+        env = {**topic_env, "BRANDMON_ALERTS_WEB_PORT": str(free_port()), **extra}
+        proc = WorkerProcess(
+            env,
+            log_path=tmp_path / f"alert-worker-{len(started)}.log",
+            command=ALERT_WORKER,
+            port_var="BRANDMON_ALERTS_WEB_PORT",
+        )
         started.append(proc)
         proc.start()
         return proc

@@ -19,21 +19,34 @@ from brandmon.settings import Settings
 
 #: A worker on 2 busy cores takes 5-20 s to load the model, join the group and get partitions.
 READY_TIMEOUT = 90.0
+#: `brandmon alerts worker`: the alert aggregator, serving on BRANDMON_ALERTS_WEB_PORT.
+ALERT_WORKER = ("alerts", "worker")
 
 
 class WorkerProcess:
-    """`brandmon worker` in a child process with its own environment and log file."""
+    """`brandmon worker` in a child process with its own environment and log file.
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    `command` and `port_var` run another brandmon worker command, e.g. the alert worker:
+    `WorkerProcess(env, log, command=ALERT_WORKER, port_var="BRANDMON_ALERTS_WEB_PORT")`.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        command: tuple[str, ...] = ("worker",),
+        port_var: str = "BRANDMON_WEB_PORT",
+    ) -> None:
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
-        self.port = int(env["BRANDMON_WEB_PORT"])
+        self.command = command
+        self.port = int(env[port_var])
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "brandmon.cli", "worker"],
+            [sys.executable, "-m", "brandmon.cli", *self.command],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,6 +1,8 @@
-"""A real Prometheus server (Debian's binary) scraping a real `brandmon worker` on a real Kafka
-broker: the throughput, latency, lag, DLQ and model series arrive with sensible values, and
-the shipped rules evaluate against them without errors."""
+"""A real Prometheus server (Debian's binary) scraping a real `brandmon worker` and a real
+`brandmon alerts worker` on a real Kafka broker, as two jobs like the compose stack: the
+throughput, latency, lag, DLQ and model series (score worker) and the per-brand series (alert
+worker) arrive with sensible values, and the shipped rules evaluate against them without
+errors."""
 
 from __future__ import annotations
 
@@ -43,6 +45,8 @@ BAD_RECORDS = [b"not json", b"{broken"]
 BRANDS = ("acme", "globex", "initech")
 #: Seconds of event time the posts cover (buckets are 60 s, closed 30 s after their end).
 EVENT_SPAN = 240.0
+#: Scrape job names, as in deploy/prometheus/prometheus.yml (the shipped rules name them).
+SCORE_JOB, ALERTS_JOB = "brandmon-worker", "brandmon-alerts"
 #: Dashboard panels that must show data once posts have flowed (the brand and alert panels
 #: need closed event-time buckets or incidents, which this short test doesn't produce).
 PANELS_WITH_DATA = {
@@ -67,7 +71,8 @@ PANELS_WITH_DATA = {
 class PrometheusServer:
     """`prometheus` on a free loopback port with its own config and TSDB in a temp folder."""
 
-    def __init__(self, workdir: Path, worker_port: int) -> None:
+    def __init__(self, workdir: Path, targets: dict[str, int]) -> None:
+        """`targets`: scrape job name -> port of the one process on 127.0.0.1 it scrapes."""
         from brandmon.broker import free_port
 
         self.port = free_port()
@@ -80,10 +85,11 @@ class PrometheusServer:
             "rule_files": [str(path) for path in RULE_FILES],
             "scrape_configs": [
                 {
-                    "job_name": "brandmon-worker",
+                    "job_name": job,
                     "scrape_timeout": SCRAPE_INTERVAL,
-                    "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}],
+                    "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
                 }
+                for job, port in targets.items()
             ],
         }
         self.config_path = workdir / "prometheus.yml"
@@ -173,8 +179,19 @@ def worker(worker_factory: Callable[..., WorkerProcess]) -> WorkerProcess:
 
 
 @pytest.fixture
-def prometheus(worker: WorkerProcess, tmp_path: Path) -> Iterator[PrometheusServer]:
-    server = PrometheusServer(tmp_path / "prometheus", worker.port)
+def alert_worker(alert_worker_factory: Callable[..., WorkerProcess]) -> WorkerProcess:
+    proc = alert_worker_factory()
+    proc.wait_ready()
+    return proc
+
+
+@pytest.fixture
+def prometheus(
+    worker: WorkerProcess, alert_worker: WorkerProcess, tmp_path: Path
+) -> Iterator[PrometheusServer]:
+    server = PrometheusServer(
+        tmp_path / "prometheus", {SCORE_JOB: worker.port, ALERTS_JOB: alert_worker.port}
+    )
     server.start()
     try:
         yield server
@@ -185,7 +202,7 @@ def prometheus(worker: WorkerProcess, tmp_path: Path) -> Iterator[PrometheusServ
 def feed(settings: Settings) -> int:
     """Send the posts in waves (plus a few bad records); returns the number sent.
 
-    Event times spread over the last EVENT_SPAN seconds, so the alert stage closes a few
+    Event times spread over the last EVENT_SPAN seconds, so the alert worker closes a few
     one-minute buckets per brand and sets the per-brand gauges.
     """
     producer = JsonProducer(settings)
@@ -208,10 +225,15 @@ def feed(settings: Settings) -> int:
 
 
 def test_prometheus_scrapes_throughput_latency_and_lag(
-    worker: WorkerProcess, prometheus: PrometheusServer, test_settings: Settings
+    worker: WorkerProcess,
+    alert_worker: WorkerProcess,
+    prometheus: PrometheusServer,
+    test_settings: Settings,
 ) -> None:
-    job = 'job="brandmon-worker"'
+    job = f'job="{SCORE_JOB}"'
+    alerts_job = f'job="{ALERTS_JOB}"'
     prometheus.wait_for(f"up{{{job}}}", lambda v: v == 1, timeout=30)
+    prometheus.wait_for(f"up{{{alerts_job}}}", lambda v: v == 1, timeout=30)
 
     total = feed(test_settings)
     good = total - len(BAD_RECORDS)
@@ -261,13 +283,13 @@ def test_prometheus_scrapes_throughput_latency_and_lag(
     peak = prometheus.scalar(f"max(max_over_time(brandmon_consumer_lag{{{job}, {topic}}}[10m]))")
     assert peak is not None and 0 <= peak <= total
 
-    # Per-brand window gauges from the alert stage, once its first buckets have closed.
+    # Per-brand window gauges from the alert worker, once its first buckets have closed.
     prometheus.wait_for(
-        f"count(brandmon_brand_negative_share{{{job}}})", lambda v: v == len(BRANDS)
+        f"count(brandmon_brand_negative_share{{{alerts_job}}})", lambda v: v == len(BRANDS)
     )
     per_brand = total // len(BRANDS) + 1
     for brand in BRANDS:
-        selector = f'{job}, brand="{brand}"'
+        selector = f'{alerts_job}, brand="{brand}"'
         share = prometheus.scalar(f"brandmon_brand_negative_share{{{selector}}}")
         posts = prometheus.scalar(f"brandmon_brand_posts_window{{{selector}}}")
         assert share is not None and 0 <= share <= 1, (brand, share)
@@ -285,12 +307,22 @@ def test_prometheus_scrapes_throughput_latency_and_lag(
         "job_brand:brandmon_brand_negative_voices_window:max",
         "job_brand:brandmon_brand_negative_share:wilson_lower95",
     ):
-        prometheus.wait_for(f"count({record}{{{job}}})", lambda v: v == len(BRANDS), timeout=90)
+        prometheus.wait_for(
+            f"count({record}{{{alerts_job}}})", lambda v: v == len(BRANDS), timeout=90
+        )
     above_share = prometheus.query(
-        f"job_brand:brandmon_brand_negative_share:wilson_lower95{{{job}}} "
+        f"job_brand:brandmon_brand_negative_share:wilson_lower95{{{alerts_job}}} "
         f"> on (job, brand) job_brand:brandmon_brand_negative_share:max + 1e-9"
     )
     assert not above_share, above_share
+
+    # Each stage's series come from its own process only: the score worker exports no brand
+    # gauges, the alert worker scores nothing and reports no lag (the two share the metric
+    # definitions, so the alert worker's unlabelled score counters exist and stay 0).
+    assert not prometheus.query(f"brandmon_brand_negative_share{{{job}}}")
+    assert not prometheus.query(f"brandmon_posts_scored_total{{{alerts_job}}}")
+    assert not prometheus.query(f"brandmon_consumer_lag{{{alerts_job}}}")
+    assert prometheus.scalar(f"sum(brandmon_posts_consumed_total{{{alerts_job}}})") in (None, 0)
 
     # Model in use.
     (info,) = prometheus.query(f"brandmon_model_info{{{job}}}")
@@ -308,9 +340,10 @@ def test_prometheus_scrapes_throughput_latency_and_lag(
 
 
 def test_shipped_rules_evaluate_cleanly_on_real_series(
-    worker: WorkerProcess, prometheus: PrometheusServer
+    worker: WorkerProcess, alert_worker: WorkerProcess, prometheus: PrometheusServer
 ) -> None:
-    prometheus.wait_for('up{job="brandmon-worker"}', lambda v: v == 1, timeout=30)
+    for job in (SCORE_JOB, ALERTS_JOB):
+        prometheus.wait_for(f'up{{job="{job}"}}', lambda v: v == 1, timeout=30)
 
     def evaluated() -> list[dict[str, Any]]:
         groups = prometheus.api("rules")["groups"]
@@ -329,6 +362,6 @@ def test_shipped_rules_evaluate_cleanly_on_real_series(
     )
     broken = {r["name"]: r.get("lastError") for r in rules if r["health"] != "ok"}
     assert not broken, broken
-    # A healthy, idle worker is neither down nor stalled.
+    # Healthy, idle score and alert workers are neither down, absent nor stalled.
     firing = prometheus.query('ALERTS{alertstate="firing"}')
     assert not firing, firing
