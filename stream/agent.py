@@ -70,9 +70,24 @@ class ScoreAgent:
         # one thread: the model already uses every core, and batches must stay in order
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brandmon-infer")
         self.batches = 0
+        self._delivery: asyncio.Future[None] | None = None
         app.agent(self.posts, name="brandmon.score", concurrency=1)(self.run)
 
     async def run(self, stream: faust.StreamT[Any]) -> None:
+        """Score batch N+1 while batch N's records are being delivered.
+
+        At most one batch is in delivery at a time, and a batch's input events are acked only
+        after all its output records are acknowledged, in batch order. A stop request
+        (SIGTERM) lets the batch in hand and the one in delivery finish, so the final commit
+        covers exactly what was delivered.
+        """
+        try:
+            await self._run(stream)
+        finally:
+            if self._delivery is not None:
+                await self._delivery
+
+    async def _run(self, stream: faust.StreamT[Any]) -> None:
         # noack_take is on faust.Stream, not on the StreamT interface
         take = stream.noack_take  # type: ignore[attr-defined]
         async for events in take(self.settings.max_batch, self.settings.max_wait):
@@ -89,6 +104,13 @@ class ScoreAgent:
         records = [to_raw(event) for event in events]
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self._executor, self.scorer.score, records)
+        if self._delivery is not None:
+            await self._delivery
+        self._delivery = asyncio.ensure_future(self._deliver_and_ack(stream, events, result))
+
+    async def _deliver_and_ack(
+        self, stream: faust.StreamT[Any], events: Sequence[EventT[Any]], result: BatchResult
+    ) -> None:
         await self.deliver(result)
         for event in events:
             await stream.ack(event)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import faust
 
@@ -80,12 +81,14 @@ def _topics(settings: Settings) -> list[str]:
     ]
 
 
-def measure_lag(settings: Settings, group: str, topic: str) -> dict[int, int]:
+def measure_lag(
+    settings: Settings, group: str, topic: str, client: Any | None = None
+) -> dict[int, int]:
     """End offset minus committed offset for each partition of `topic` in `group`."""
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
     from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
-    client = admin(settings)
+    client = client or admin(settings)
     partitions = client.list_topics(topic, timeout=5).topics[topic].partitions
     tps = [TopicPartition(topic, p) for p in partitions]
     ends = client.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=5)
@@ -104,11 +107,15 @@ def _add_lag_monitor(worker: Worker) -> None:
     settings, gauge = worker.settings, worker.metrics.consumer_lag
     topic = settings.topic_posts
 
+    client = admin(settings)  # one client for the worker's life: no reconnect every 5 s
+
     @worker.app.timer(LAG_INTERVAL)
     async def lag_monitor() -> None:
         loop = asyncio.get_running_loop()
         try:
-            lag = await loop.run_in_executor(None, measure_lag, settings, settings.app_id, topic)
+            lag = await loop.run_in_executor(
+                None, measure_lag, settings, settings.app_id, topic, client
+            )
         except Exception as exc:  # a failed measurement leaves the last values; never stops work
             log.warning("could not measure consumer lag: %r", exc)
             return
