@@ -31,6 +31,7 @@ demo: $(VENV)/.runtime kafka-jars
 
 test: $(VENV)/.full kafka-jars
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -ra
 
 lint: $(VENV)/.full
