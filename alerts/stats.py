@@ -17,7 +17,8 @@ def wilson_lower_bound(successes: float, trials: float, z: float = 1.96) -> floa
     z2 = z * z
     centre = p + z2 / (2 * trials)
     spread = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials))
-    return max(0.0, (centre - spread) / (1 + z2 / trials))
+    # mathematically 0 <= bound <= p; clamp the rounding error (k = 0 gives ~1e-19 otherwise)
+    return min(p, max(0.0, (centre - spread) / (1 + z2 / trials)))
 
 
 @dataclass
