@@ -44,3 +44,23 @@ def add_pages(app: faust.App, metrics: Metrics, about: dict[str, str]) -> None:
     async def ready_page(web: Any, request: Any) -> Any:
         ok, why = consumer_ready(app)
         return web.json({"ready": ok, "detail": why, **about}, status=200 if ok else 503)
+
+
+def wait_ready(proc: Any, port: int, log: Any, timeout: float = 120.0) -> None:
+    """Poll a child worker's /ready on 127.0.0.1:`port` until it answers 200.
+
+    Raises RuntimeError naming `log` when the process exits or `timeout` seconds pass.
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the worker exited (code {proc.returncode}); see {log}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"the worker was not ready within {timeout:.0f} s; see {log}")

@@ -160,19 +160,9 @@ class BenchWorker:
         )
 
     def wait_ready(self, timeout: float = 120) -> None:
-        import httpx
+        from brandmon.web import wait_ready
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"bench worker exited; see {self.log}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"bench worker not ready in {timeout} s; see {self.log}")
+        wait_ready(self.proc, self.port, self.log, timeout)
 
     def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         import httpx

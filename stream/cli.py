@@ -31,6 +31,16 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
+def _require_broker(settings: Settings) -> None:
+    """Exit 1 with a message naming the servers when no broker answers."""
+    from brandmon.kafka_io import BrokerUnreachableError, check_broker
+
+    try:
+        check_broker(settings)
+    except BrokerUnreachableError as exc:
+        raise _fail(str(exc)) from exc
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.secho(message, fg="red", err=True)
     return typer.Exit(code)
@@ -129,7 +139,7 @@ def produce(
     """
     from rich.progress import Progress
 
-    from brandmon.kafka_io import BrokerUnreachableError, DeliveryError, JsonProducer, check_broker
+    from brandmon.kafka_io import DeliveryError, JsonProducer
     from stream.producers import Pacer, parse_column_map, read_posts
 
     if fmt not in {"auto", "jsonl", "csv"}:
@@ -141,10 +151,7 @@ def produce(
         raise typer.BadParameter(str(exc)) from exc
     settings = _settings()
     target = topic or settings.topic_posts
-    try:
-        check_broker(settings)
-    except BrokerUnreachableError as exc:
-        raise _fail(str(exc)) from exc
+    _require_broker(settings)
     producer = JsonProducer(settings)
     pacer = Pacer(rate)
     with Progress(transient=True) as progress:
@@ -219,14 +226,11 @@ def simulate(
 
 
 def _send_simulated(sim, count: int | None, rate: float | None) -> None:  # type: ignore[no-untyped-def]
-    from brandmon.kafka_io import BrokerUnreachableError, JsonProducer, check_broker
+    from brandmon.kafka_io import JsonProducer
     from stream.producers import Pacer
 
     settings = _settings()
-    try:
-        check_broker(settings)
-    except BrokerUnreachableError as exc:
-        raise _fail(str(exc)) from exc
+    _require_broker(settings)
     producer = JsonProducer(settings)
     pacer = Pacer(rate)
     sent = 0
@@ -263,14 +267,10 @@ def consume(
     """Print a topic's records as JSON lines (non-JSON values are printed base64-encoded)."""
     import base64
 
-    from brandmon.kafka_io import BrokerUnreachableError, check_broker
     from brandmon.kafka_io import consume as read
 
     settings = _settings()
-    try:
-        check_broker(settings)
-    except BrokerUnreachableError as exc:
-        raise _fail(str(exc)) from exc
+    _require_broker(settings)
     try:
         for record in read(
             settings,
@@ -339,14 +339,10 @@ def bench(
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
     """Benchmark through the real broker and worker; prints JSON (not a test)."""
-    from brandmon.kafka_io import BrokerUnreachableError, check_broker
     from stream.bench import load_texts, run_bench
 
     settings = _settings()
-    try:
-        check_broker(settings)
-    except BrokerUnreachableError as exc:
-        raise _fail(str(exc)) from exc
+    _require_broker(settings)
     result = run_bench(
         settings, load_texts(texts, posts), reference, reference_texts, half_rate_posts
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 from brandmon.broker import LocalBroker, answers
 from brandmon.kafka_io import JsonProducer, consume, ensure_topics
 from brandmon.settings import Settings
+from brandmon.web import wait_ready
 from stream.simulate import PostSimulator, SimulationConfig, Spike
 
 #: Alert timing for a demo that fits in minutes: 10 s buckets, 3-bucket windows, a baseline
@@ -61,22 +62,6 @@ def _start(
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 120) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the worker exited (code {proc.returncode}); see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the worker was not ready within {timeout:.0f} s; see {log}")
 
 
 def _feed(settings: Settings, sim: PostSimulator, rate: float, stop: threading.Event) -> None:
@@ -141,8 +126,8 @@ def run_demo(settings: Settings, duration: float, rate: float, home: Path, every
                 {"BRANDMON_ALERTS_WEB_PORT": str(alerts_port), **DEMO_ALERT_ENV},
             )
         )
-        _wait_ready(workers[0], port, log)
-        _wait_ready(workers[1], alerts_port, alerts_log)
+        wait_ready(workers[0], port, log)
+        wait_ready(workers[1], alerts_port, alerts_log)
         print(
             f"workers ready; metrics on http://127.0.0.1:{port}/metrics and "
             f"http://127.0.0.1:{alerts_port}/metrics"
