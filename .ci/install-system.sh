@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# Installs the Debian packages brandmon's tests need, and nothing else.
+# Installs the Debian packages brandmon's tests need, and nothing else (`make test` runs it).
+#   openjdk-17-jre-headless: `java`, which runs the local Kafka broker of the integration tests.
+#   maven:          `mvn`, which fetches Kafka's jars from Maven Central (once, into a cache).
 #   prometheus:     brings `promtool` (rules/config checks and rule unit tests) and the
 #                   `prometheus` server binary the live scrape test starts on a free port.
 #   docker-compose: Compose 1.29 (Python); no engine needed, it validates docker-compose.yml
 #                   against the Compose schema where the `docker compose` plugin is missing.
-# Idempotent: packages already present are skipped without touching apt's lists, so a
-# second run (or a developer machine that has them) costs nothing. Quiet on success,
-# loud on failure: `set -e` stops at the first error and apt's own message is printed.
+# Idempotent: a package whose command is already on PATH (from this package or another, say
+# a JDK installed by hand) is skipped without touching apt's lists, so a second run (or a
+# developer machine that has them) costs nothing. Quiet on success, loud on failure: `set -e`
+# stops at the first error and apt's own message is printed.
 set -euo pipefail
 
 # Debian package -> a command it must provide once installed (checked after the install).
 declare -A PACKAGES=(
+    [openjdk-17-jre-headless]=java
+    [maven]=mvn
     [prometheus]=promtool
     [docker-compose]=docker-compose
 )
 
 missing=()
 for pkg in "${!PACKAGES[@]}"; do
+    command -v "${PACKAGES[$pkg]}" >/dev/null && continue
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$pkg")
     fi
@@ -30,6 +36,7 @@ if ((${#missing[@]})); then
     fi
     # noninteractive: CI has no stdin; the prometheus package's postinst would otherwise ask.
     export DEBIAN_FRONTEND=noninteractive
+    echo "install-system: installing ${missing[*]} with apt-get" >&2
     log=$(mktemp)
     trap 'rm -f "$log"' EXIT
     if ! { $SUDO apt-get update -qq && \

@@ -1,76 +1,110 @@
-"""The alert agent: the thin Faust shell around `AlertEngine`.
+"""The alert agent: the thin Faust shell around `AlertEngine`, on the shared batch loop.
 
     posts.scored (raw JSON, key = brand)
+      -> parse_scored(value)                  unreadable -> posts.scored.dlq with its reason
       -> AlertEngine.apply(state, post, partition, offset)   per event, in order
-      -> `alerts` and `brand.sentiment` records, produced and acknowledged by the broker
-      -> the brands' states written to a changelog-backed table (key = brand, JSON value)
-      -> alerts handed to the NotifierHub (never waits), events acked
+      -> AlertEngine.advance(...)             brands gone silent on the partition: their
+                                              buckets close on the other brands' progress
+      -> BatchLoop: `alerts` and `brand.sentiment` records produced and acknowledged,
+         then every changed brand state written to the changelog AND acknowledged,
+         then the batch is acked (brandmon/batches.py)
 
-Events are taken in batches (`noack_take`, like the score agent) so each touched brand's
-state is written to the table once per batch, not once per post. Delivery is at-least-once:
-a crash after the alerts were produced but before the table was written replays them with the
-same `alert_id` (consumers dedup by it; PagerDuty by `dedup_key`); a crash after the table
-write replays nothing, because the state remembers the highest offset it applied per
-partition. The table's changelog partition is the event's partition, so `posts.scored` must
-be keyed by brand (the score agent does that).
+Durability: the input is acked only after the brands' new states are acknowledged on the
+table's changelog, so a SIGKILL at any point either replays the batch on the old state (the
+same alerts again, with the same `alert_id` and `dedup_key`: consumers dedup) or finds the
+new state, which remembers the highest offset it applied per partition and skips the
+replay. Notifications are not sent from here: the notifier dispatcher delivers them from the
+`alerts` topic with its own committed position (alerts/dispatch.py), so they survive
+notifier outages and restarts.
+
+The table's changelog partition is the event's partition, so `posts.scored` must be keyed
+by brand (the score agent does that). Memory is bounded: parsed states are cached for at
+most `max_tracked_brands` brands (the rest stay in the table), and per-brand metric series
+exist for at most `max_brand_series` brands, the least recently updated evicted first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from faust.streams import _current_event as faust_current_event
 from faust.types import EventT
-from pydantic import ValidationError
 
-from alerts.engine import AlertEngine, ApplyResult
-from alerts.hub import NotifierHub
-from alerts.schema import Alert, BrandBucket
-from alerts.state import BrandState
+from brandmon.alerts.engine import AlertEngine, ApplyResult
+from brandmon.alerts.state import BrandState
+from brandmon.batches import BatchLoop, Prepared, Progress, faust_send, topic_exists
+from brandmon.contracts.records import RawRecord, RecordRejected, dead_letter, parse_scored
+from brandmon.delivery import Deliverer, Output
 from brandmon.metrics import Metrics
 from brandmon.settings import Settings
-from stream.schema import ScoredPost
 
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "brandmon-alert-state"
-#: Produce retries back off from 0.2 s to 5 s and never give up: giving up would mean writing
-#: a state (and committing input) whose alerts were never recorded.
-RETRY_FIRST, RETRY_MAX = 0.2, 5.0
-
-Send = Callable[[], Awaitable[Any]]
 
 
-def register_alert_agent(
-    app: faust.App, settings: Settings, metrics: Metrics, hub: NotifierHub
-) -> None:
+def register_alert_agent(app: faust.App, settings: Settings, metrics: Metrics) -> AlertAgent:
     """Declare the topics, the state table and the agent (concurrency 1) on `app`.
 
-    The agent starts the hub when it starts and stops it (draining queued alerts for up to
-    notifier_drain_seconds) when it stops; `hub.start()` is idempotent, so a caller that
-    prefers to manage the hub itself may start it first.
+    Notifications are not sent from here: they are delivered from the `alerts` topic by
+    the notifier dispatcher, with its own committed position (alerts/dispatch.py).
     """
-    AlertAgent(app, settings, metrics, hub)
+    return AlertAgent(app, settings, metrics)
+
+
+@dataclass
+class BatchOutcome:
+    """One batch applied: new states by brand (and the partition of each), what to produce."""
+
+    states: dict[bytes, tuple[int, BrandState]] = field(default_factory=dict)
+    results: list[ApplyResult] = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)
+    rejected: int = 0
+
+
+class LruSet:
+    """Keys in least-recently-touched order, at most `limit` of them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._keys: OrderedDict[str, None] = OrderedDict()
+
+    def touch(self, key: str) -> str | None:
+        """Mark `key` used; returns the key evicted to make room, if any."""
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return None
+        self._keys[key] = None
+        if len(self._keys) > self.limit:
+            return self._keys.popitem(last=False)[0]
+        return None
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 class AlertAgent:
     """Consumes `posts.scored`; see the module docstring for the order of effects."""
 
-    def __init__(
-        self, app: faust.App, settings: Settings, metrics: Metrics, hub: NotifierHub
-    ) -> None:
+    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.hub = hub
         self.engine = AlertEngine(settings.alerts)
         self.scored = app.topic(settings.topic_scored, partitions=settings.topic_partitions)
-        self.alerts = app.topic(settings.topic_alerts)
-        self.buckets = app.topic(settings.topic_brand_sentiment)
+        self.topic_alerts = settings.topic_alerts
+        self.topic_buckets = settings.topic_brand_sentiment
+        self.topic_dlq = settings.topic_scored_dlq
+        topics = {
+            name: app.topic(name)
+            for name in (self.topic_alerts, self.topic_buckets, self.topic_dlq)
+        }
         self.table = app.Table(
             TABLE_NAME,
             partitions=settings.topic_partitions,
@@ -80,165 +114,202 @@ class AlertAgent:
             help="Per-brand alert state (alerts.state.BrandState.to_dict()).",
         )
         # Parsed states by brand, valid while the table still holds the dict we wrote.
-        self._cache: dict[bytes, tuple[object, BrandState]] = {}
+        self._cache: OrderedDict[bytes, tuple[object, BrandState]] = OrderedDict()
+        # Brands with buckets still to close, by partition, and each partition's stream time
+        # (the newest trustworthy event time seen on it): silent brands close on it.
+        self._open: dict[int, OrderedDict[bytes, None]] = {}
+        self._stream_time: dict[int, float] = {}
+        self._swept_at: dict[int, float] = {}
+        self._series = LruSet(settings.max_brand_series)
+        self.progress = Progress("alerts")
+        self.loop = BatchLoop(
+            max_batch=settings.max_batch,
+            max_wait=settings.max_wait,
+            deliverer=Deliverer(
+                faust_send(topics),
+                metrics,
+                topic_settings={
+                    self.topic_alerts: "BRANDMON_TOPIC_ALERTS",
+                    self.topic_buckets: "BRANDMON_TOPIC_BRAND_SENTIMENT",
+                    self.topic_dlq: "BRANDMON_TOPIC_SCORED_DLQ",
+                },
+                exists=topic_exists(settings),
+            ),
+            progress=self.progress,
+            stop_grace=settings.stop_grace_seconds,
+        )
         app.agent(self.scored, name="brandmon.alerts", concurrency=1)(self.run)
 
     async def run(self, stream: faust.StreamT[Any]) -> None:
-        await self.hub.start()
-        take = stream.noack_take  # type: ignore[attr-defined]
-        try:
-            async for events in take(self.settings.max_batch, self.settings.max_wait):
-                batch = asyncio.ensure_future(self.process(stream, events))
-                try:
-                    await asyncio.shield(batch)  # a stop request lets the batch finish
-                except asyncio.CancelledError:
-                    await batch
-                    raise
-        finally:
-            await self.hub.stop()
+        await self.loop.run(stream, self.prepare)
 
-    async def process(self, stream: faust.StreamT[Any], events: Sequence[EventT[Any]]) -> None:
-        """Apply a batch, deliver its records, then write states, notify and ack."""
+    async def prepare(self, events: Sequence[EventT[Any]]) -> Prepared:
         try:
-            states, sources, results = self.apply_all(events)
-            await self.deliver(results)
+            outcome = self.apply_all(events)
         except BaseException:
             self._cache.clear()  # states may be ahead of the table: re-read them
             raise
-        for key, state in states.items():
-            value = state.to_dict()
-            _write_as(sources[key], self.table, key, value)
-            self._cache[key] = (value, state)
-        for result in results:
-            self.account(result)
-        for event in events:
-            await stream.ack(event)
+        return Prepared(
+            outcome.outputs,
+            persist=lambda: self.persist(outcome),
+            after_ack=lambda: self.account(outcome),
+        )
 
-    def apply_all(
-        self, events: Sequence[EventT[Any]]
-    ) -> tuple[dict[bytes, BrandState], dict[bytes, EventT[Any]], list[ApplyResult]]:
-        """Apply events in order: changed states and the event each came from, by brand."""
-        states: dict[bytes, BrandState] = {}
-        sources: dict[bytes, EventT[Any]] = {}
-        results: list[ApplyResult] = []
+    # --- pure part: events in, states and outputs out ------------------------------------
+
+    def apply_all(self, events: Sequence[EventT[Any]]) -> BatchOutcome:
+        """Apply events in order; then close the buckets of brands gone silent."""
+        outcome = BatchOutcome()
         for event in events:
             message = event.message
-            post = self.parse(message.value, message.partition, message.offset)
-            if post is None:
-                continue
-            key = post.brand.encode()
-            state = states.get(key) or self.load(key)
-            result = self.engine.apply(state, post, message.partition, message.offset)
-            if result.outcome != "duplicate":
-                states[key], sources[key] = result.state, event
-            results.append(result)
-        return states, sources, results
+            self.apply_one(outcome, message.partition, message.offset, message)
+        for partition in {event.message.partition for event in events}:
+            self.sweep(outcome, partition)
+        for result in outcome.results:
+            for alert in result.alerts:
+                outcome.outputs.append(self._output(self.topic_alerts, alert))
+            for record in result.buckets:
+                outcome.outputs.append(self._output(self.topic_buckets, record))
+        return outcome
 
-    def parse(self, value: bytes | None, partition: int, offset: int) -> ScoredPost | None:
-        """The scored post, or None (counted, logged with its position) when unreadable."""
+    def apply_one(self, outcome: BatchOutcome, partition: int, offset: int, message: Any) -> None:
+        raw = RawRecord(
+            topic=message.topic,
+            partition=partition,
+            offset=offset,
+            key=message.key,
+            value=message.value,
+        )
         try:
-            return ScoredPost.model_validate_json(value or b"")
-        except ValidationError as exc:
-            self.metrics.alert_input_invalid.inc()
-            log.warning(
-                "skipping unreadable record %s[%d]@%d: %d validation errors (first: %s)",
-                self.settings.topic_scored,
-                partition,
-                offset,
-                exc.error_count(),
-                exc.errors()[0]["msg"],
-            )
-            return None
+            post = parse_scored(message.value)
+        except RecordRejected as exc:
+            self._reject(outcome, raw, exc.reason, exc.detail)
+            return
+        key = post.brand.encode()
+        state = self._state(outcome, key)
+        try:
+            result = self.engine.apply(state, post, partition, offset)
+        except Exception as exc:  # a bug in the engine must not stop every other brand
+            log.exception("alert engine failed on %s; dead-lettering it", raw.source)
+            self._cache.pop(key, None)
+            self._reject(outcome, raw, "engine_error", f"the alert engine raised: {exc!r}")
+            return
+        if result.outcome != "duplicate":
+            outcome.states[key] = (partition, result.state)
+            self._track(partition, key, self.engine.watermark_time(post))
+        outcome.results.append(result)
 
-    def load(self, key: bytes) -> BrandState | None:
+    def _track(self, partition: int, key: bytes, trusted: float | None) -> None:
+        """Remember the brand as open on `partition`; move the partition's stream time."""
+        if trusted is not None:  # None: a post from the future, which must not move time
+            previous = self._stream_time.get(partition, trusted)
+            self._stream_time[partition] = max(previous, trusted)
+        brands = self._open.setdefault(partition, OrderedDict())
+        brands[key] = None
+        brands.move_to_end(key)
+        while len(brands) > self.settings.max_tracked_brands:
+            brands.popitem(last=False)
+
+    def sweep(self, outcome: BatchOutcome, partition: int) -> None:
+        """Advance the brands of `partition` that fell behind its stream time (silence).
+
+        Runs at most once per bucket of stream time per partition, so its cost does not grow
+        with the batch rate.
+        """
+        now = self._stream_time.get(partition)
+        brands = self._open.get(partition)
+        if now is None or not brands:
+            return
+        step = self.settings.alerts.bucket_seconds
+        if now - self._swept_at.get(partition, float("-inf")) < step:
+            return
+        self._swept_at[partition] = now
+        for key in list(brands):
+            state = self._state(outcome, key)
+            if state is None:
+                del brands[key]
+                continue
+            if state.next_close is None or state.next_close >= self.engine.close_target(now):
+                continue  # nothing of this brand's to close yet
+            result = self.engine.advance(state, now)
+            if result.outcome == "advanced":
+                outcome.states[key] = (partition, result.state)
+                outcome.results.append(result)
+            if result.state.incident is None and not result.state.buckets:
+                del brands[key]
+
+    def _state(self, outcome: BatchOutcome, key: bytes) -> BrandState | None:
+        changed = outcome.states.get(key)
+        if changed is not None:
+            return changed[1]
         stored = self.table.get(key)
         if stored is None:
             return None
         cached = self._cache.get(key)
         if cached is not None and cached[0] is stored:
+            self._cache.move_to_end(key)
             return cached[1]
         return BrandState.from_dict(stored)
 
-    async def deliver(self, results: list[ApplyResult]) -> None:
-        """Produce every alert and bucket record and wait until the broker has them all."""
-        sends: list[tuple[str, Send]] = []
-        for result in results:
-            for alert in result.alerts:
-                sends.append((self.settings.topic_alerts, self._sender(self.alerts, alert)))
-            for record in result.buckets:
-                sends.append(
-                    (self.settings.topic_brand_sentiment, self._sender(self.buckets, record))
-                )
-        await self._send_all(sends)
-
-    def account(self, result: ApplyResult) -> None:
-        """Metrics and notifications for one applied post (after delivery)."""
-        if result.outcome == "late":
-            self.metrics.late_events.inc()
-        elif result.outcome == "future":
-            self.metrics.future_events.inc()
-        for record in result.buckets:
-            brand = record.brand
-            share = record.window.share
-            self.metrics.negative_share.labels(brand=brand).set(share if share is not None else 0)
-            self.metrics.brand_posts_window.labels(brand=brand).set(record.window.posts)
-            self.metrics.brand_voices_window.labels(brand=brand).set(record.window.voices)
-            self.metrics.brand_negative_voices_window.labels(brand=brand).set(
-                record.window.negative_voices
-            )
-        for alert in result.alerts:
-            self.metrics.alerts.labels(severity=alert.severity, action=alert.action).inc()
-            self.hub.publish(alert)
+    def _reject(self, outcome: BatchOutcome, raw: RawRecord, reason: str, detail: str) -> None:
+        outcome.rejected += 1
+        letter = dead_letter(raw, reason, detail, datetime.now(UTC))
+        key = raw.key if raw.key is None or len(raw.key) <= 1024 else None
+        value = letter.model_dump_json().encode()
+        outcome.outputs.append(Output(self.topic_dlq, key, value, source=raw.source))
+        self.metrics.alert_input_invalid.inc()
+        log.warning("dead-lettered unreadable record %s (%s)", raw.source, reason)
 
     @staticmethod
-    def _sender(topic: faust.TopicT, record: Alert | BrandBucket) -> Send:
-        key = record.brand.encode()
-        value = record.model_dump_json().encode()
+    def _output(topic: str, record: Any) -> Output:
+        return Output(topic, record.brand.encode(), record.model_dump_json().encode())
 
-        async def send() -> Any:
-            future = await topic.send(key=key, value=value)
-            return await future
+    # --- after delivery: durable state, then metrics -------------------------------------
 
-        return send
+    async def persist(self, outcome: BatchOutcome) -> None:
+        """Write every changed state and wait until the changelog has acknowledged each."""
+        writes = []
+        for key, (partition, state) in outcome.states.items():
+            value = state.to_dict()
+            self.table.data[key] = value
+            writes.append(self.table.send_changelog(partition, key, value))
+            self._cache[key] = (value, state)
+            self._cache.move_to_end(key)
+        while len(self._cache) > self.settings.max_tracked_brands:
+            self._cache.popitem(last=False)
+        if writes:
+            await asyncio.gather(*writes)
 
-    async def _send_all(self, sends: list[tuple[str, Send]]) -> None:
-        delay = RETRY_FIRST
-        pending = sends
-        while pending:
-            outcomes = await asyncio.gather(
-                *(send() for _, send in pending), return_exceptions=True
-            )
-            failed = [
-                (item, out)
-                for item, out in zip(pending, outcomes, strict=True)
-                if isinstance(out, BaseException)
-            ]
-            if not failed:
-                return
-            for (topic, _), _ in failed:
-                self.metrics.produce_errors.labels(topic=topic).inc()
-            log.error(
-                "%d of %d alert-stage records not acknowledged (%s); retrying in %.1f s",
-                len(failed),
-                len(pending),
-                type(failed[0][1]).__name__,
-                delay,
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
-            pending = [item for item, _ in failed]
+    def account(self, outcome: BatchOutcome) -> None:
+        """Metrics for a delivered batch."""
+        for result in outcome.results:
+            if result.outcome == "late":
+                self.metrics.late_events.inc()
+            elif result.outcome == "future":
+                self.metrics.future_events.inc()
+            for record in result.buckets:
+                self._brand_gauges(record)
+            for alert in result.alerts:
+                self.metrics.alerts.labels(severity=alert.severity, action=alert.action).inc()
 
-
-def _write_as(event: EventT[Any], table: Any, key: bytes, value: dict[str, Any]) -> None:
-    """`table[key] = value` as if while iterating `event`.
-
-    Faust sends a table write to the changelog partition of the *current event*, a context
-    variable its stream sets per event; batches run in their own task, so set it there (only
-    this task's context changes) to the brand's own event. posts.scored is keyed by brand,
-    so the brand's state lands in the partition of its posts.
-    """
-    token = faust_current_event.set(weakref.ref(event))
-    try:
-        table[key] = value
-    finally:
-        faust_current_event.reset(token)
+    def _brand_gauges(self, record: Any) -> None:
+        brand = record.brand
+        evicted = self._series.touch(brand)
+        gauges = (
+            self.metrics.negative_share,
+            self.metrics.brand_posts_window,
+            self.metrics.brand_voices_window,
+            self.metrics.brand_negative_voices_window,
+        )
+        if evicted is not None:
+            for gauge in gauges:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(evicted)
+            self.metrics.brand_series_evicted.inc()
+        share = record.window.share
+        self.metrics.negative_share.labels(brand=brand).set(share if share is not None else 0)
+        self.metrics.brand_posts_window.labels(brand=brand).set(record.window.posts)
+        self.metrics.brand_voices_window.labels(brand=brand).set(record.window.voices)
+        self.metrics.brand_negative_voices_window.labels(brand=brand).set(
+            record.window.negative_voices
+        )

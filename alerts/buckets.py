@@ -16,9 +16,9 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from alerts.schema import WindowCounts
-from alerts.state import Bucket
-from stream.schema import ScoredPost
+from brandmon.alerts.state import HASH_CHARS, Bucket
+from brandmon.contracts.alerts import WindowCounts
+from brandmon.contracts.posts import ScoredPost
 
 
 def bucket_index(event_time: float, bucket_seconds: int) -> int:
@@ -28,7 +28,7 @@ def bucket_index(event_time: float, bucket_seconds: int) -> int:
 
 def short_hash(value: str) -> str:
     """A 64-bit hex digest: small in the state, collisions negligible within a window."""
-    return hashlib.blake2b(value.encode("utf-8"), digest_size=8).hexdigest()
+    return hashlib.blake2b(value.encode("utf-8"), digest_size=HASH_CHARS // 2).hexdigest()
 
 
 def add_post(bucket: Bucket, post: ScoredPost, max_tracked: int, max_samples: int) -> None:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from alerts.config import AlertSettings
-    from alerts.notifiers import Notifier
-    from alerts.schema import Alert
+    from brandmon.alert_settings import AlertSettings
+    from brandmon.alerts.notifiers import Notifier
+    from brandmon.contracts.alerts import Alert
 
 alerts_app = typer.Typer(
     help="Spike alerts: run the aggregator, test the notifiers, run the scenario benchmark.",
@@ -40,17 +40,11 @@ def worker() -> None:
     """
     import logging
 
-    from pydantic import ValidationError
-
-    from alerts.worker import run_alert_worker
+    from brandmon.alerts.worker import run_alert_worker
     from brandmon.kafka_io import BrokerUnreachableError
-    from brandmon.settings import Settings
+    from brandmon.settings import load_settings
 
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        typer.secho(f"invalid BRANDMON_* settings:\n{exc}", fg="red", err=True)
-        raise typer.Exit(2) from exc
+    settings = load_settings()  # exits 2 on invalid settings; masks secrets in every log line
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -62,15 +56,10 @@ def worker() -> None:
 
 
 def _alert_settings() -> AlertSettings:
-    from pydantic import ValidationError
+    """The alert settings; exits 2 naming the variable (never a secret) when invalid."""
+    from brandmon.settings import load_settings
 
-    from brandmon.settings import Settings
-
-    try:
-        return Settings().alerts
-    except ValidationError as exc:
-        typer.secho(f"invalid BRANDMON_* settings:\n{exc}", fg="red", err=True)
-        raise typer.Exit(2) from exc
+    return load_settings().alerts
 
 
 @alerts_app.command("test-notify")
@@ -100,24 +89,23 @@ def test_notify() -> None:
 
 
 async def _test_channels(settings: AlertSettings) -> dict[str, str | None]:
+    """Each HTTP channel's error text, or None when it accepted both test alerts. Error texts
+    name a status or an error type, never the URL or key (the log is masked by
+    load_settings)."""
     import httpx
 
-    from alerts.notifiers import http_channels, install_redaction, remove_redaction, secrets_of
+    from brandmon.alerts.notifiers import http_channels
 
-    redact = install_redaction(secrets_of(settings))
-    try:
-        async with httpx.AsyncClient(timeout=settings.notifier_timeout_seconds) as client:
-            channels = http_channels(settings, lambda: client)
-            return {n.channel: await _try_channel(n, settings) for n in channels}
-    finally:
-        remove_redaction(redact)
+    async with httpx.AsyncClient(timeout=settings.notifier_timeout_seconds) as client:
+        channels = http_channels(settings, lambda: client)
+        return {n.channel: await _try_channel(n, settings) for n in channels}
 
 
 async def _try_channel(notifier: Notifier, settings: AlertSettings) -> str | None:
     """Send a test trigger and resolve (two attempts each); the error text, or None."""
     import asyncio
 
-    from alerts.notifiers import DeliveryError
+    from brandmon.alerts.notifiers import DeliveryError
 
     for alert in _test_alerts():
         for attempt in (1, 2):
@@ -135,7 +123,7 @@ def _test_alerts() -> list[Alert]:
     """A test trigger and its resolve, stamped with the wall clock (this is not the detector)."""
     from datetime import UTC, datetime
 
-    from alerts.schema import Alert, WindowCounts
+    from brandmon.contracts.alerts import Alert, WindowCounts
 
     now = datetime.now(UTC).replace(microsecond=0)
     key = f"brandmon/test-notify/{now:%Y%m%dT%H%M%SZ}"
@@ -192,7 +180,7 @@ def scenarios(
     resolve times (in buckets) against the targets."""
     import json
 
-    from alerts.scenarios import SCENARIOS, run_scenarios
+    from brandmon.tools.scenarios import SCENARIOS, run_scenarios
 
     unknown = [name for name in scenario or [] if name not in SCENARIOS]
     if unknown:

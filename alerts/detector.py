@@ -29,10 +29,10 @@ import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from alerts.buckets import Window
-from alerts.config import AlertSettings
-from alerts.schema import Rule, Severity
-from alerts.stats import EwStat, wilson_lower_bound
+from brandmon.alert_settings import AlertSettings
+from brandmon.alerts.buckets import Window
+from brandmon.alerts.stats import EwStat, wilson_lower_bound
+from brandmon.contracts.alerts import Rule, Severity
 
 _NORMAL = NormalDist()
 

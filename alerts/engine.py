@@ -10,15 +10,25 @@ so replaying the same posts gives the same alerts, byte for byte. The Faust agen
     # result.buckets -> produce to `brand.sentiment`
     # result.outcome -> "applied" | "late" | "future" | "duplicate" (for metrics)
 
-`apply()` updates the state passed in and returns it (parse it fresh from the table, or copy
-it, if you need the old one). A (partition, offset) at or below the highest already applied
-for that partition is a replay: nothing changes and nothing is emitted.
+    result = engine.advance(state, stream_time)              # a brand gone silent
+    # result.outcome -> "advanced" (store the state, deliver the records) | "unchanged"
 
-A bucket closes when the brand's watermark (highest event time seen) passes its end plus the
-allowed lateness; each close evaluates the windows ending with that bucket. Buckets with no
-posts are closed too, but once a whole window is empty the engine jumps to the next bucket
-with posts (stopping where an open incident's quiet period runs out), so a long gap costs a
-few evaluations, not one per empty bucket.
+`apply()` and `advance()` update the state passed in and return it (parse it fresh from the
+table, or copy it, if you need the old one). A (partition, offset) at or below the highest
+already applied for that partition is a replay: nothing changes and nothing is emitted.
+
+A bucket closes when the brand's watermark passes its end plus the allowed lateness; each
+close evaluates the windows ending with that bucket. The watermark is the highest event time
+seen, where a post's event time counts for at most its `scored_at` plus a small tolerance
+(`watermark_time()`): a post dated minutes ahead is counted in its own bucket but cannot close
+the buckets that on-time posts are still filling. Buckets with no posts are closed too, but
+once a whole window is empty the engine jumps to the next bucket with posts (stopping where an
+open incident's quiet period runs out), and an empty window is not judged at all (it could
+only end an incident), so a long gap costs a few evaluations, not one per empty bucket.
+
+A brand that goes silent has no watermark of its own to close its last buckets and resolve
+its incident; `advance()` closes them as if its watermark had reached a stream time the
+caller derives from the records of the other brands on the same partition.
 """
 
 from __future__ import annotations
@@ -27,20 +37,21 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from alerts.buckets import add_post, bucket_index, window_counts
-from alerts.config import AlertSettings
-from alerts.detector import Detector, Verdict
-from alerts.lifecycle import Evaluation, Lifecycle, utc
-from alerts.schema import SEVERITY_RANK, Alert, BrandBucket
-from alerts.state import BrandState, Bucket
-from stream.schema import ScoredPost
+from brandmon.alert_settings import AlertSettings
+from brandmon.alerts.buckets import add_post, bucket_index, window_counts
+from brandmon.alerts.detector import Detector, Verdict
+from brandmon.alerts.lifecycle import Evaluation, Lifecycle, utc
+from brandmon.alerts.state import BrandState, Bucket
+from brandmon.contracts.alerts import SEVERITY_RANK, Alert, BrandBucket
+from brandmon.contracts.posts import ScoredPost
 
-Outcome = Literal["applied", "late", "future", "duplicate"]
+#: "advanced" / "unchanged": from `advance()`, whether the state changed (store it if so).
+Outcome = Literal["applied", "late", "future", "duplicate", "advanced", "unchanged"]
 
 
 @dataclass(frozen=True)
 class ApplyResult:
-    """What one `AlertEngine.apply()` produced."""
+    """What one `AlertEngine.apply()` or `AlertEngine.advance()` produced."""
 
     state: BrandState
     alerts: list[Alert]
@@ -69,31 +80,67 @@ class AlertEngine:
         if state.already_applied(partition, offset):
             return ApplyResult(state, [], [], "duplicate")
         state.offsets[partition] = offset
-        event_time = post.created_at.timestamp()
-        if event_time > post.scored_at.timestamp() + self.s.max_clock_skew_seconds:
+        vouched = self.watermark_time(post)
+        if vouched is None:
             state.future_events += 1
             return ApplyResult(state, [], [], "future")
-        index = bucket_index(event_time, self.s.bucket_seconds)
+        index = bucket_index(post.created_at.timestamp(), self.s.bucket_seconds)
         if state.next_close is not None and index < state.next_close:
             state.late_events += 1
             return ApplyResult(state, [], [], "late")
         self._add(state, index, post)
-        if state.watermark is None or event_time > state.watermark:
-            state.watermark = event_time
-        target = bucket_index(
-            state.watermark - self.s.allowed_lateness_seconds, self.s.bucket_seconds
-        )
+        if state.watermark is None or vouched > state.watermark:
+            state.watermark = vouched
+        target = self.close_target(state.watermark)
         if state.next_close is None:
             state.next_close = target
         alerts, records = self._close_until(state, target)
         return ApplyResult(state, alerts, records, "applied")
+
+    def advance(self, state: BrandState, stream_time: float) -> ApplyResult:
+        """Close the brand's buckets as if its watermark had reached `stream_time`.
+
+        For a brand gone silent: its last buckets close and an open incident resolves through
+        the normal lifecycle (same dedup_key, one resolve). `stream_time` is event time in
+        epoch seconds, e.g. the highest `watermark_time()` of the posts on the brand's
+        partition so far. Time never moves back: a `stream_time` whose buckets are already
+        closed changes nothing, so a second call with the same time emits nothing. The brand's
+        own watermark is kept; its posts older than the closed buckets count as late.
+
+        Outcome "advanced" when the state changed (store it), else "unchanged": nothing to
+        close, or nothing left to close for (no open bucket, no incident: an idle brand's
+        state is not rewritten however often it is advanced).
+        """
+        if not math.isfinite(stream_time):
+            raise ValueError(f"stream time must be a finite epoch time, not {stream_time!r}")
+        target = self.close_target(stream_time)
+        if state.next_close is None or state.next_close >= target:
+            return ApplyResult(state, [], [], "unchanged")
+        if not state.buckets and state.incident is None:
+            return ApplyResult(state, [], [], "unchanged")
+        alerts, records = self._close_until(state, target)
+        return ApplyResult(state, alerts, records, "advanced")
+
+    def watermark_time(self, post: ScoredPost) -> float | None:
+        """How far `post` moves event time: its created_at, at most its scored_at plus
+        `watermark_future_tolerance_seconds`; None when it is ignored as "future"."""
+        event_time = post.created_at.timestamp()
+        scored_time = post.scored_at.timestamp()
+        if event_time > scored_time + self.s.max_clock_skew_seconds:
+            return None
+        return min(event_time, scored_time + self.s.watermark_future_tolerance_seconds)
+
+    def close_target(self, event_time: float) -> int:
+        """The first bucket still open once event time has reached `event_time`."""
+        return bucket_index(event_time - self.s.allowed_lateness_seconds, self.s.bucket_seconds)
 
     def _add(self, state: BrandState, index: int, post: ScoredPost) -> None:
         bucket = state.buckets.get(index)
         if bucket is None:
             bucket = state.buckets[index] = Bucket(index=index)
         add_post(bucket, post, self.s.max_tracked_posts_per_bucket, self.s.samples_per_alert)
-        state.model_id, state.model_version = post.model_id, post.model_version
+        clip = self.s.MAX_MODEL_FIELD_CHARS  # bounds the state (AlertSettings)
+        state.model_id, state.model_version = post.model_id[:clip], post.model_version[:clip]
 
     def _close_until(self, state: BrandState, target: int) -> tuple[list[Alert], list[BrandBucket]]:
         """Close every bucket before `target`, oldest first."""
@@ -101,10 +148,11 @@ class AlertEngine:
         records: list[BrandBucket] = []
         while state.next_close is not None and state.next_close < target:
             index = self._next_to_evaluate(state, state.next_close, target)
-            new_alerts, record = self._evaluate(state, index)
-            alerts += new_alerts
-            if record is not None:
-                records.append(record)
+            if self._worth_evaluating(state, index):
+                new_alerts, record = self._evaluate(state, index)
+                alerts += new_alerts
+                if record is not None:
+                    records.append(record)
             state.next_close = index + 1
             oldest_needed = state.next_close - self.s.window_buckets + 1
             for old in [i for i in state.buckets if i < oldest_needed]:
@@ -122,6 +170,19 @@ class AlertEngine:
             due = state.incident.last_elevated + self.s.quiet_seconds
             land = min(land, math.ceil(due / self.s.bucket_seconds) - 1)
         return max(index, land)
+
+    def _worth_evaluating(self, state: BrandState, index: int) -> bool:
+        """False when judging the window ending at `index` could change nothing.
+
+        An empty window has no verdict, no elevated bucket, no record and nothing to learn;
+        all it can do is end an open incident whose quiet period has run out.
+        """
+        first = index - self.s.window_buckets + 1
+        if any(first <= i <= index for i in state.buckets):
+            return True
+        incident = state.incident
+        end = (index + 1) * self.s.bucket_seconds
+        return incident is not None and end - incident.last_elevated >= self.s.quiet_seconds
 
     def _evaluate(self, state: BrandState, index: int) -> tuple[list[Alert], BrandBucket | None]:
         """Judge the windows ending with bucket `index`, step the lifecycle, learn."""

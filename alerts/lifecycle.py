@@ -15,11 +15,11 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from alerts.config import AlertSettings
-from alerts.detector import Verdict
-from alerts.schema import SEVERITY_RANK, Action, Alert, Rule, Severity
-from alerts.state import Incident
-from alerts.stats import EwStat
+from brandmon.alert_settings import AlertSettings
+from brandmon.alerts.detector import Verdict
+from brandmon.alerts.state import Incident
+from brandmon.alerts.stats import EwStat
+from brandmon.contracts.alerts import SEVERITY_RANK, Action, Alert, Rule, Severity
 
 #: PagerDuty accepts dedup keys up to 255 characters.
 MAX_DEDUP_KEY = 255
@@ -41,13 +41,25 @@ class Evaluation:
     model_version: str
 
 
+#: The whole seconds a datetime can hold (years 1 to 9999). Event times come from posts, and
+#: a window or quiet period reaches minutes beyond them, so edges are clamped, not raised.
+EARLIEST = datetime.min.replace(tzinfo=UTC).timestamp()
+LATEST = datetime.max.replace(tzinfo=UTC, microsecond=0).timestamp()
+
+
 def utc(epoch_seconds: float) -> datetime:
-    return datetime.fromtimestamp(epoch_seconds, tz=UTC)
+    """The UTC datetime of an event time, clamped to the years 1 to 9999."""
+    return datetime.fromtimestamp(min(max(epoch_seconds, EARLIEST), LATEST), tz=UTC)
+
+
+def compact_stamp(when: datetime) -> str:
+    """`20260105T010000Z`, always with four digits of year (strftime drops them on Linux)."""
+    return f"{when.year:04d}{when:%m%d}T{when:%H%M%S}Z"
 
 
 def dedup_key(brand: str, start: float) -> str:
     """Stable key of an incident: brand plus the start of its triggering bucket."""
-    stamp = utc(start).strftime("%Y%m%dT%H%M%SZ")
+    stamp = compact_stamp(utc(start))
     key = f"brandmon/{brand}/{stamp}"
     if len(key) <= MAX_DEDUP_KEY:
         return key
@@ -80,7 +92,11 @@ class Lifecycle:
         if verdict.severity and SEVERITY_RANK[verdict.severity] > SEVERITY_RANK[incident.severity]:
             incident.severity = verdict.severity
             return incident, [self._alert(ev, incident, "trigger", verdict.severity, verdict.rule)]
-        if ev.bucket_end - incident.last_elevated >= self.s.quiet_seconds:
+        # Resolve after the quiet period, and only once the window itself no longer triggers:
+        # a window that still holds the spike's buckets would open a new incident at once
+        # (a brand gone silent right after a spike used to resolve and re-trigger).
+        quiet = ev.bucket_end - incident.last_elevated >= self.s.quiet_seconds
+        if quiet and verdict.severity is None:
             severity: Severity = "critical" if incident.severity == "critical" else "warning"
             return None, [self._alert(ev, incident, "resolve", severity, "quiet")]
         return incident, []
@@ -118,7 +134,8 @@ class Lifecycle:
     def _summary(self, ev: Evaluation, incident: Incident, action: Action, severity: str) -> str:
         counts = ev.verdict.window.counts
         share = f"{counts.share:.0%}" if counts.share is not None else "n/a"
-        since = utc(incident.start).strftime("%Y-%m-%d %H:%M UTC")
+        start = utc(incident.start)
+        since = f"{start.year:04d}-{start:%m-%d %H:%M} UTC"
         span = _duration(
             (ev.verdict.window.last - ev.verdict.window.first + 1) * self.s.bucket_seconds
         )

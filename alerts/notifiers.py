@@ -1,24 +1,30 @@
 """Notification channels: PagerDuty Events API v2, Slack incoming webhook, generic JSON webhook,
-and the log. Each turns an `Alert` into one request; `alerts.hub.NotifierHub` runs them off
-the stream's path with a queue, retries and metrics.
+and the log. Each turns an `Alert` into one request and says whether a failure is worth
+retrying; `alerts.dispatch` runs them from the `alerts` topic with retries and metrics, and
+`brandmon alerts test-notify` calls them directly.
 
 Secrets (the routing key, webhook URLs) are SecretStr until the moment of the request and
-never appear in a log line or an error message: errors name the channel, the HTTP status or
-the kind of transport failure, nothing else. `install_redaction()` also masks them in records
-of the `httpx` logger, which logs full request URLs at INFO.
+never appear in an error message: errors name the channel, the HTTP status or the kind of
+transport failure, nothing else. httpx logs full request URLs at INFO; the process-wide log
+redaction installed by `brandmon.settings.load_settings()` masks them (brandmon.redaction).
+
+Producer-controlled text (the brand, post ids, the summary that quotes the brand) is escaped
+for Slack's mrkdwn (`<!channel>` must not ping a channel) and for the log (a newline must
+not forge a line).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import httpx
 from pydantic import SecretStr
 
-from alerts.config import AlertSettings
-from alerts.schema import Alert
+from brandmon.alert_settings import AlertSettings
+from brandmon.contracts.alerts import Alert
+from brandmon.redaction import log_safe
 
 log = logging.getLogger(__name__)
 
@@ -67,29 +73,37 @@ def pagerduty_event(alert: Alert, routing_key: str, source: str) -> dict[str, An
     }
 
 
+def slack_escape(text: str) -> str:
+    """`text` as literal Slack mrkdwn: &, < and > escaped, so `<!channel>`, `<@U123>` or
+    `<https://evil|click>` from a producer stay text (Slack's rule: only these three)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_message(alert: Alert) -> dict[str, Any]:
-    """A Slack incoming-webhook message: the summary plus the key figures."""
+    """A Slack incoming-webhook message: the summary plus the key figures, producer text
+    escaped."""
     icon = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
     head = ":white_check_mark:" if alert.action == "resolve" else icon[alert.severity]
     counts = alert.counts
     share = f"{counts.share:.0%}" if counts.share is not None else "n/a"
     baseline = f"{alert.baseline_share:.0%}" if alert.baseline_share is not None else "warm-up"
+    summary = slack_escape(alert.summary)
     fields = [
-        f"*Brand*\n{alert.brand}",
+        f"*Brand*\n{slack_escape(alert.brand)}",
         f"*Negative share*\n{share} ({counts.negative_voices}/{counts.voices} voices)",
         f"*Baseline*\n{baseline}",
         f"*Window*\n{alert.window_start:%H:%M}–{alert.window_end:%H:%M} UTC",
     ]
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{head} {alert.summary}"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{head} {summary}"}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
     ]
     if alert.sample_post_ids:
-        samples = ", ".join(alert.sample_post_ids)
+        samples = slack_escape(", ".join(alert.sample_post_ids))
         blocks.append(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Samples: {samples}"}]}
         )
-    return {"text": f"{head} {alert.summary}", "blocks": blocks}
+    return {"text": f"{head} {summary}", "blocks": blocks}
 
 
 # --- channels --------------------------------------------------------------------------------
@@ -165,23 +179,28 @@ class SlackNotifier(HttpNotifier):
 
 
 class WebhookNotifier(HttpNotifier):
-    """Generic webhook: the alert's own JSON (see `alerts.schema.Alert`)."""
+    """Generic webhook: the alert's own JSON (see `brandmon.contracts.alerts.Alert`)."""
 
     channel = "webhook"
 
 
 class LogNotifier:
-    """Writes each alert to the log (always on by default; the `alerts` topic is the record)."""
+    """Writes each alert to the log (always on by default; the `alerts` topic is the record).
+    The summary and dedup_key quote the brand, so they are escaped to stay on one line."""
 
     channel = "log"
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
-        self._log = logger or logging.getLogger("alerts.events")
+        self._log = logger or logging.getLogger("brandmon.alerts.events")
 
     async def send(self, alert: Alert) -> None:
         level = logging.WARNING if alert.action == "trigger" else logging.INFO
         self._log.log(
-            level, "%s [dedup_key=%s alert_id=%s]", alert.summary, alert.dedup_key, alert.alert_id
+            level,
+            "%s [dedup_key=%s alert_id=%s]",
+            log_safe(alert.summary),
+            log_safe(alert.dedup_key),
+            log_safe(alert.alert_id),
         )
 
 
@@ -209,41 +228,9 @@ def http_channels(settings: AlertSettings, client: ClientSource) -> list[Notifie
     return channels
 
 
-def secrets_of(settings: AlertSettings) -> list[str]:
-    """Every secret value in the settings, for redaction."""
-    values = (settings.pagerduty_routing_key, settings.slack_webhook_url, settings.webhook_url)
-    return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
-
-
-class RedactSecrets(logging.Filter):
-    """Replaces any of `secrets` in a record's message with '***'."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
-        self.secrets = sorted(set(secrets), key=len, reverse=True)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = message
-        for secret in self.secrets:
-            redacted = redacted.replace(secret, "***")
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
-#: Loggers that may see a request URL: httpx logs "HTTP Request: POST <url>" at INFO.
-REDACTED_LOGGERS = ("httpx", "alerts.notifiers", "alerts.hub")
-
-
-def install_redaction(secrets: Iterable[str]) -> RedactSecrets:
-    """Mask `secrets` in every record of REDACTED_LOGGERS; returns the filter (to remove it)."""
-    redact = RedactSecrets(secrets)
-    for name in REDACTED_LOGGERS:
-        logging.getLogger(name).addFilter(redact)
-    return redact
-
-
-def remove_redaction(redact: RedactSecrets) -> None:
-    for name in REDACTED_LOGGERS:
-        logging.getLogger(name).removeFilter(redact)
+def configured_channels(settings: AlertSettings, client: ClientSource) -> list[Notifier]:
+    """Every channel to deliver to: the configured HTTP ones, plus the log unless disabled."""
+    channels = http_channels(settings, client)
+    if settings.log_notifier:
+        channels.append(LogNotifier())
+    return channels

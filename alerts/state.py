@@ -4,6 +4,10 @@ One `BrandState` per brand lives in a changelog-backed table keyed by brand; `to
 the JSON-able value and `BrandState.from_dict()` reads it back. Nothing here reads a clock:
 every time is event time in epoch seconds, every bucket an integer index
 (`floor(event_time / bucket_seconds)`).
+
+The whole state is one record of the table's changelog topic, so its size must stay below the
+topic's `max.message.bytes`: `AlertSettings.max_state_record_bytes()` bounds it, and the
+settings check that bound when they are built (`changelog_max_record_bytes`).
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.stats import EwStat
+from brandmon.alerts.stats import EwStat
 
 STATE_VERSION = 1
+
+#: Hex characters of the text and author hashes kept per distinct text (alerts.buckets).
+HASH_CHARS = 16
 
 
 @dataclass

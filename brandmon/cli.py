@@ -2,16 +2,17 @@
 
 Each package contributes its commands through a `register(app)` function in its own `cli`
 module, which imports nothing heavy at module level, so `brandmon --help` stays fast and the
-stream never needs torch.
+stream never needs torch. This is the top layer (docs/architecture.md): it and the stages'
+`cli` modules may import every stage and tool, and no lower layer imports them.
 """
 
 from __future__ import annotations
 
 import typer
 
-import alerts.cli
-import model_export.cli
-import stream.cli
+from brandmon.alerts import cli as alerts_cli
+from brandmon.model_export import cli as model_export_cli
+from brandmon.stream import cli as stream_cli
 
 app = typer.Typer(
     name="brandmon",
@@ -24,9 +25,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-stream.cli.register(app)
-model_export.cli.register(app)
-alerts.cli.register(app)
+stream_cli.register(app)
+model_export_cli.register(app)
+alerts_cli.register(app)
 
 
 def main() -> None:

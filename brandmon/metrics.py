@@ -75,6 +75,20 @@ class Metrics:
             registry=r,
         )
         self.model_info = Info("brandmon_model", "The model the worker scores with.", registry=r)
+        # --- both stages: progress (what /ready reports) ---
+        self.agent_stalled = Gauge(
+            "brandmon_agent_stalled",
+            "1 when the agent has acked nothing for stall_seconds while its partitions have "
+            "records waiting (then /ready answers 503), else 0.",
+            ["agent"],
+            registry=r,
+        )
+        self.agent_idle_seconds = Gauge(
+            "brandmon_agent_idle_seconds",
+            "Seconds since the agent last delivered and acked a batch.",
+            ["agent"],
+            registry=r,
+        )
         # --- alert stage ---
         self.negative_share = Gauge(
             "brandmon_brand_negative_share",
@@ -102,6 +116,12 @@ class Metrics:
             "Voices with at least one negative post about the brand in the current evaluation "
             "window (negative_share = this / brandmon_brand_voices_window).",
             ["brand"],
+            registry=r,
+        )
+        self.brand_series_evicted = Counter(
+            "brandmon_brand_series_evicted_total",
+            "Per-brand series removed to stay within max_brand_series (least recently updated "
+            "brand first; its state stays in the table).",
             registry=r,
         )
         self.late_events = Counter(
@@ -135,6 +155,35 @@ class Metrics:
         )
         self.alert_input_invalid = Counter(
             "brandmon_alert_input_invalid_total",
-            "Records on the scored topic the alert stage could not parse (skipped).",
+            "Records on the scored topic the alert stage could not read or apply (dead-lettered "
+            "to the scored dead-letter topic).",
+            registry=r,
+        )
+        # --- notifier dispatcher (alerts topic -> channels; dropped_total counts its dead
+        # letters per channel too, so the existing NotifierDropped rule keeps working) ---
+        self.notifier_delivered = Counter(
+            "brandmon_notifier_delivered_total",
+            "Alert events a channel accepted, by channel.",
+            ["channel"],
+            registry=r,
+        )
+        self.notifier_dead_letters = Counter(
+            "brandmon_notifier_dead_letters_total",
+            "Alert events written to the alerts dead-letter topic instead of a channel, by "
+            "channel and reason (expired, rejected, error; unreadable with channel 'all').",
+            ["channel", "reason"],
+            registry=r,
+        )
+        self.notifier_pending = Gauge(
+            "brandmon_notifier_pending",
+            "Alert events read from the alerts topic that the channel has not finished.",
+            ["channel"],
+            registry=r,
+        )
+        self.notifier_oldest_pending_seconds = Gauge(
+            "brandmon_notifier_oldest_pending_seconds",
+            "Age (since written to the alerts topic) of the oldest alert event the channel has "
+            "not finished; 0 when none.",
+            ["channel"],
             registry=r,
         )

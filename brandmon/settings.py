@@ -1,21 +1,26 @@
 """The one settings object of brandmon, read from BRANDMON_* environment variables.
 
-Built once at start-up (`Settings()`) and passed down; nothing else reads os.environ.
+Built once at start-up and passed down; nothing else reads os.environ. Commands build it with
+`load_settings()`, which turns a validation error into a message that names the variable and
+never shows a secret, and masks the secrets in every log record of the process.
 Nested groups use a double underscore: BRANDMON_ALERTS__BUCKET_SECONDS=60.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from alerts.config import AlertSettings
+from brandmon.alert_settings import AlertSettings
 
-#: Where the shipped default model lives, relative to the repository / installed tree.
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "brandmon-sentiment-minilm"
+#: The shipped default model: package data of the wheel; in a checkout brandmon/models is a
+#: symlink to models/, so the same path works in both.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "brandmon-sentiment-minilm"
 
 Provider = Literal["cpu", "cuda", "tensorrt"]
 Variant = Literal["auto", "int8", "fp32", "fp16"]
@@ -30,6 +35,8 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         frozen=True,
         extra="ignore",
+        # a validation error never quotes the input (it may hold a secret); see load_settings
+        hide_input_in_errors=True,
     )
 
     # --- Kafka ---------------------------------------------------------------------------
@@ -47,6 +54,11 @@ class Settings(BaseSettings):
     topic_dlq: str = "posts.dlq"
     topic_alerts: str = "alerts"
     topic_brand_sentiment: str = "brand.sentiment"
+    #: Alerts a notification channel could not deliver in time (or rejected), with the
+    #: channel and the reason (alerts/dispatch.py).
+    topic_alerts_dlq: str = "alerts.dlq"
+    #: Records on the scored topic that the alert stage cannot read, with their reason.
+    topic_scored_dlq: str = "posts.scored.dlq"
     #: Partitions for topics brandmon creates; scale-out is by partitions and workers.
     topic_partitions: int = Field(4, gt=0)
     topic_replication: int = Field(1, gt=0)
@@ -56,6 +68,9 @@ class Settings(BaseSettings):
     #: Consumer group of the alert workers (`brandmon alerts worker`), a separate process: a
     #: Faust app that holds a table must not also run the score agent (see stream/worker.py).
     alerts_app_id: str = "brandmon-alerts"
+    #: Consumer group of the notifier dispatcher (its own position on the alerts topic);
+    #: None = "<alerts_app_id>-notify". See `notifier_group`.
+    notifier_group_id: str | None = None
     #: Faust's table and state directory.
     data_dir: Path = Path(".brandmon/worker")
 
@@ -73,6 +88,21 @@ class Settings(BaseSettings):
     #: Texts per ONNX Runtime call, after sorting the batch by length.
     micro_batch: int = Field(32, gt=0)
 
+    # --- reliability ---------------------------------------------------------------------
+    #: /ready turns 503 (and brandmon_agent_stalled turns 1) when an agent has acked nothing
+    #: for this long while its partitions have records waiting.
+    stall_seconds: float = Field(60.0, gt=0)
+    #: A worker that dies without leaving its group (SIGKILL, OOM, a lost host) keeps its
+    #: partitions this long before the others take them over (the broker's
+    #: group.min.session.timeout.ms, 6 s by default, is the floor).
+    session_timeout_seconds: float = Field(15.0, ge=6, le=300)
+    #: On SIGTERM, seconds the batch in hand gets to be delivered before it is left unacked.
+    stop_grace_seconds: float = Field(10.0, ge=0)
+    #: Alert stage memory bounds: parsed brand states cached (the rest stay in the table)
+    #: and brands with per-brand metric series (the least recently updated are evicted).
+    max_tracked_brands: int = Field(10_000, gt=0)
+    max_brand_series: int = Field(1_000, gt=0)
+
     # --- observability -------------------------------------------------------------------
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
@@ -89,6 +119,40 @@ class Settings(BaseSettings):
         if not servers:
             raise ValueError("bootstrap_servers is empty: give host:port[,host:port...]")
         return ",".join(servers)
+
+    @model_validator(mode="after")
+    def _sasl_needs_a_sasl_protocol(self) -> Settings:
+        given = [
+            name
+            for name, value in (
+                ("BRANDMON_SASL_USERNAME", self.sasl_username),
+                ("BRANDMON_SASL_PASSWORD", self.sasl_password),
+                ("BRANDMON_SASL_MECHANISM", self.sasl_mechanism),
+            )
+            if value is not None
+        ]
+        if given and not self.security_protocol.startswith("SASL_"):
+            raise ValueError(
+                f"{', '.join(given)} set but BRANDMON_SECURITY_PROTOCOL is "
+                f"{self.security_protocol}, so they would be ignored: set "
+                "BRANDMON_SECURITY_PROTOCOL=SASL_SSL (or SASL_PLAINTEXT), or unset them"
+            )
+        return self
+
+    @property
+    def notifier_group(self) -> str:
+        """Consumer group of the notifier dispatcher."""
+        return self.notifier_group_id or f"{self.alerts_app_id}-notify"
+
+    def secret_values(self) -> list[str]:
+        """Every secret value set (for redaction; never print these)."""
+        values = (
+            self.sasl_password,
+            self.alerts.pagerduty_routing_key,
+            self.alerts.slack_webhook_url,
+            self.alerts.webhook_url,
+        )
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 
     @property
     def resolved_model_path(self) -> Path:
@@ -113,3 +177,94 @@ class Settings(BaseSettings):
         if self.ssl_keyfile:
             conf["ssl.key.location"] = str(self.ssl_keyfile)
         return conf
+
+
+# --- loading at start-up ---------------------------------------------------------------------
+
+#: Exit status of a command whose settings are invalid (as for a bad command-line option).
+EXIT_BAD_SETTINGS = 2
+
+
+def load_settings(*, redact_logs: bool = True) -> Settings:
+    """The settings from BRANDMON_* variables, for a command at start-up.
+
+    When they are invalid, prints one line per problem naming the variable and what is wrong,
+    with no input value and any piece of a secret masked, and exits with status 2. With
+    `redact_logs`, every log record of the process from now on has the secrets masked too.
+    """
+    from brandmon.redaction import Redactor, install_log_redaction
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        _report_invalid(_describe(exc))
+        raise SystemExit(EXIT_BAD_SETTINGS) from exc
+    except SettingsError as exc:
+        # raised before validation, e.g. a nested group (BRANDMON_ALERTS) that is not JSON;
+        # its text names the field and the source, never the value
+        _report_invalid([f"{exc}: check the BRANDMON_* variable of that field"])
+        raise SystemExit(EXIT_BAD_SETTINGS) from exc
+    if redact_logs:
+        install_log_redaction(Redactor(settings.secret_values()))
+    return settings
+
+
+def variable_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable of a validation error's location (BRANDMON_ALERTS__X)."""
+    names: list[str] = []
+    for part in loc:
+        if not isinstance(part, str):
+            break  # an index into a list value: the variable is the list's
+        names.append(part.upper())
+    if not names:  # a check across several variables; its message names them
+        return "BRANDMON_*"
+    name = "BRANDMON_" + "__".join(names)
+    return f"{name}__*" if names == ["ALERTS"] else name
+
+
+def _secret_field_names() -> set[str]:
+    return {
+        name
+        for model in (Settings, AlertSettings)
+        for name, info in model.model_fields.items()
+        if "SecretStr" in str(info.annotation)
+    }
+
+
+def _secret_inputs(value: Any, secret: bool, secret_names: set[str]) -> Iterator[str]:
+    if isinstance(value, SecretStr):
+        yield value.get_secret_value()
+    elif isinstance(value, str) and secret:
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _secret_inputs(item, secret or key in secret_names, secret_names)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _secret_inputs(item, secret, secret_names)
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    """One line per error: variable, message; secrets in the inputs masked from the text."""
+    from brandmon.redaction import Redactor
+
+    secret_names = _secret_field_names()
+    secrets: list[str] = []
+    lines: list[str] = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        at_secret = any(part in secret_names for part in loc)
+        secrets.extend(_secret_inputs(error.get("input"), at_secret, secret_names))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{variable_name(loc)}: {message}")
+    redact = Redactor(secrets)
+    return [redact(line) for line in lines]
+
+
+def _report_invalid(problems: list[str]) -> None:
+    body = "\n".join(f"  - {problem}" for problem in problems)
+    sys.stderr.write(
+        f"brandmon: invalid settings, nothing was started:\n{body}\n"
+        "Fix these BRANDMON_* environment variables and run the command again "
+        "(README.md lists them).\n"
+    )

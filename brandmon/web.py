@@ -1,18 +1,38 @@
 """Health and metrics pages for a brandmon Faust worker: /metrics, /live and /ready.
 
-Ready means the app has started and its consumer holds at least one partition; a worker that
-is waiting for a rebalance, or that has more peers than partitions, answers 503.
+Ready means all of:
+- the app has started and its consumer holds at least one partition;
+- no agent is stalled: an agent that has acked nothing for `stall_seconds` while its
+  partitions have records waiting (consumer lag, measured against the group's committed
+  offsets every LAG_INTERVAL seconds) is stalled, and `brandmon_agent_stalled` says so;
+- every extra check the worker adds (e.g. the notifier dispatcher's loop is alive).
+
+An agent that crashes ends the process (brandmon/batches.py), so /live and /ready stop
+answering and Prometheus sees the target down.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from brandmon.batches import Progress
+from brandmon.kafka_io import admin
 from brandmon.metrics import Metrics
+from brandmon.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: How often consumer lag is measured; Prometheus scrapes every 15 s by default.
+LAG_INTERVAL = 5.0
+
+Check = Callable[[], tuple[bool, str]]
 
 
 def consumer_ready(app: faust.App) -> tuple[bool, str]:
@@ -27,13 +47,106 @@ def consumer_ready(app: faust.App) -> tuple[bool, str]:
     return True, f"{len(assigned)} partitions assigned"
 
 
-def add_pages(app: faust.App, metrics: Metrics, about: dict[str, str]) -> None:
-    """Serve the metrics registry and the health checks on the app's web server."""
+def measure_lag(
+    settings: Settings, group: str, topic: str, client: Any | None = None
+) -> dict[int, int]:
+    """End offset minus the group's committed offset for each partition of `topic`."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
+
+    client = client or admin(settings)
+    partitions = client.list_topics(topic, timeout=5).topics[topic].partitions
+    tps = [TopicPartition(topic, p) for p in partitions]
+    ends = client.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=5)
+    request = [ConsumerGroupTopicPartitions(group, tps)]
+    committed = client.list_consumer_group_offsets(request, request_timeout=5)[group].result()
+    done = {tp.partition: tp.offset for tp in committed.topic_partitions}
+    lag: dict[int, int] = {}
+    for tp, future in ends.items():
+        end = future.result().offset
+        start = done.get(tp.partition, -1)
+        lag[tp.partition] = end - (start if start >= 0 else 0)
+    return lag
+
+
+class Health:
+    """What /ready answers, from the consumer, the agents' progress and the lag monitor."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        group: str,
+        topic: str,
+        agents: Sequence[Progress],
+        checks: Sequence[Check] = (),
+        about: dict[str, str] | None = None,
+        publish_lag: bool = True,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+        self.group = group
+        self.topic = topic
+        self.agents = list(agents)
+        self.checks = list(checks)
+        self.about = about or {}
+        self.publish_lag = publish_lag
+        self.lag: dict[int, int] = {}
+
+    def waiting(self) -> int:
+        """Records waiting on this worker's partitions of the input topic."""
+        try:
+            mine = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topic}
+        except Exception:  # not started or mid-rebalance: nothing is assigned
+            return 0
+        return sum(self.lag.get(p, 0) for p in mine)
+
+    def stalled(self, progress: Progress) -> bool:
+        return progress.idle_seconds() > self.settings.stall_seconds and self.waiting() > 0
+
+    def ready(self) -> tuple[bool, str]:
+        ok, why = consumer_ready(self.app)
+        if not ok:
+            return ok, why
+        for progress in self.agents:
+            if progress.crashed:
+                return False, f"agent {progress.name} crashed: {progress.crashed}"
+            if self.stalled(progress):
+                return False, (
+                    f"agent {progress.name} has acked nothing for "
+                    f"{progress.idle_seconds():.0f} s while {self.waiting()} records wait"
+                )
+        for check in self.checks:
+            ok, detail = check()
+            if not ok:
+                return False, detail
+        return True, why
+
+    def refresh(self, lag: dict[int, int]) -> None:
+        self.lag = lag
+        for partition, value in lag.items() if self.publish_lag else ():
+            self.metrics.consumer_lag.labels(topic=self.topic, partition=str(partition)).set(value)
+        for progress in self.agents:
+            self.metrics.agent_idle_seconds.labels(agent=progress.name).set(
+                round(progress.idle_seconds(), 1)
+            )
+            self.metrics.agent_stalled.labels(agent=progress.name).set(int(self.stalled(progress)))
+
+
+def add_health(health: Health) -> None:
+    """Serve /metrics, /live and /ready, and measure lag every LAG_INTERVAL seconds."""
+    app, metrics = health.app, health.metrics
     started = time.monotonic()
+    client = admin(health.settings)  # one client for the worker's life
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        body = generate_latest(metrics.registry)
+        # rendering thousands of series takes a while: keep it off the event loop
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(None, generate_latest, metrics.registry)
         return web.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/live")
@@ -42,8 +155,21 @@ def add_pages(app: faust.App, metrics: Metrics, about: dict[str, str]) -> None:
 
     @app.page("/ready")
     async def ready_page(web: Any, request: Any) -> Any:
-        ok, why = consumer_ready(app)
+        ok, why = health.ready()
+        about = {"group": health.group, "input_topic": health.topic, **health.about}
         return web.json({"ready": ok, "detail": why, **about}, status=200 if ok else 503)
+
+    @app.timer(LAG_INTERVAL)
+    async def lag_monitor() -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            lag = await loop.run_in_executor(
+                None, measure_lag, health.settings, health.group, health.topic, client
+            )
+        except Exception as exc:  # a failed measurement keeps the last values; never stops work
+            log.warning("could not measure consumer lag of %s: %r", health.topic, exc)
+            lag = health.lag
+        health.refresh(lag)
 
 
 def wait_ready(proc: Any, port: int, log: Any, timeout: float = 120.0) -> None:

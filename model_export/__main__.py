@@ -1,10 +1,10 @@
-"""`python -m model_export CHECKPOINT --out DIR ...`: the same as `brandmon export`."""
+"""`python -m brandmon.model_export CHECKPOINT --out DIR ...`: the same as `brandmon export`."""
 
 from __future__ import annotations
 
 import typer
 
-from model_export.cli import export_command
+from brandmon.model_export.cli import export_command
 
 
 def main() -> None:

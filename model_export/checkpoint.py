@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_export.errors import (
+from brandmon.model_export.errors import (
     CheckpointLoadError,
     CheckpointNotFoundError,
     HubUnreachableError,

@@ -31,7 +31,7 @@ def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("model_export").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("brandmon.model_export").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def _require_file(path: Path | None, option: str) -> None:
@@ -122,9 +122,9 @@ def export_command(
 ) -> None:
     """Export a checkpoint to a validated brandmon ONNX model folder (fp32, int8, optional fp16)."""
     _setup_logging(verbose)
-    from model_export.errors import ExportError
-    from model_export.export import ExportOptions, export_model
-    from model_export.labels import parse_label_map
+    from brandmon.model_export.errors import ExportError
+    from brandmon.model_export.export import ExportOptions, export_model
+    from brandmon.model_export.labels import parse_label_map
 
     try:
         overrides = parse_label_map(label_map) if label_map else None
@@ -223,9 +223,9 @@ def train_command(
     # Before torch loads: OpenMP threads that spin at barriers collapse when other processes
     # share the cores (measured here: 16 s/step spinning vs 2 s/step passive on a busy box).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from model_export.data import DataFileError
-    from model_export.train import TrainConfig, TrainDataError
-    from model_export.train import train as run_training
+    from brandmon.model_export.data import DataFileError
+    from brandmon.model_export.train import TrainConfig, TrainDataError
+    from brandmon.model_export.train import train as run_training
 
     for path in [*train, *val]:
         _require_file(path, "--train/--val")
@@ -282,16 +282,25 @@ def evaluate_command(
     """Score an exported model on a labelled file: accuracy, macro-F1/recall, confusion, speed."""
     import json
 
-    from model_export.data import DataFileError
-    from model_export.evaluate import evaluate_model, render, save_confusion_png
-    from stream.manifest import ManifestError
+    from brandmon.contracts.manifest import ManifestError
+    from brandmon.model_export.data import DataFileError
+    from brandmon.model_export.evaluate import evaluate_model, render, save_confusion_png
+    from brandmon.stream.classifier import load_classifier
 
     if variant not in {"auto", "int8", "fp32", "fp16"}:
         raise typer.BadParameter("use auto, int8, fp32 or fp16", param_hint="--variant")
     _require_file(data, "--data")
     try:
+        # the classifier the score worker runs, so the figures are the stream's
+        classifier = load_classifier(
+            model, variant=variant, threads=threads, micro_batch=micro_batch
+        )
         report = evaluate_model(
-            model, data, variant=variant, threads=threads, micro_batch=micro_batch, limit=limit
+            classifier,
+            data,
+            model_labels=classifier.manifest.canonical_labels,
+            variant_file=classifier.model_file.name,
+            limit=limit,
         )
     except (ManifestError, DataFileError) as exc:
         raise _fail(str(exc), EXIT_USAGE) from exc

@@ -1,14 +1,24 @@
-"""Labelled JSONL files (`{"text": ..., "label": ...}` per line) for training and evaluation."""
+"""Reading texts from files: the one text loader of brandmon.
+
+- `read_texts`: unlabelled texts, from JSONL (a "text" field per line) or plain text (one
+  text per line); for the export's validation sample and the benchmark.
+- `read_labelled`: labelled JSONL (`{"text": ..., "label": ...}` per line), for training and
+  evaluation.
+
+Both skip blank lines and raise DataFileError naming the file and line that is wrong.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 class DataFileError(Exception):
-    """A labelled JSONL file is missing, unreadable, or has rows without text/label."""
+    """A text file is missing, unreadable, or has rows without the fields it needs."""
 
 
 @dataclass(frozen=True)
@@ -29,34 +39,63 @@ class LabelledSet:
         return "neutral" not in self.label_set
 
 
-def read_jsonl(path: Path, limit: int | None = None) -> LabelledSet:
-    """Read `path`; labels are lower-cased. Raise DataFileError with the line that is wrong."""
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, stripped line) of every non-blank line of `path`."""
     if not path.is_file():
-        raise DataFileError(f"{path} does not exist: give a JSONL file with text and label fields")
+        raise DataFileError(f"{path} does not exist: give a JSONL or text file")
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if line.strip():
+                    yield lineno, line.strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFileError(f"{path} cannot be read as UTF-8 text: {exc}") from exc
+
+
+def _json_object(path: Path, lineno: int, line: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        row = json.loads(line)
+        if not isinstance(row, dict):
+            raise TypeError(f"a JSON {type(row).__name__}, not an object")
+        missing = [name for name in fields if name not in row]
+        if missing:
+            raise KeyError(", ".join(missing))
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DataFileError(
+            f"{path}:{lineno}: each line must be a JSON object with "
+            f"{' and '.join(repr(f) for f in fields)} ({exc})"
+        ) from exc
+    return row
+
+
+def read_texts(path: Path, limit: int) -> list[str]:
+    """The first `limit` texts of `path`: a line that starts with `{` is JSON with a "text"
+    field, any other line is a text as it stands."""
+    texts: list[str] = []
+    for lineno, line in _lines(path):
+        if line.startswith("{"):
+            line = str(_json_object(path, lineno, line, ("text",))["text"])
+        texts.append(line)
+        if len(texts) >= limit:
+            break
+    if not texts:
+        raise DataFileError(f"{path} holds no texts")
+    return texts
+
+
+def read_labelled(path: Path, limit: int | None = None) -> LabelledSet:
+    """Read labelled JSONL; labels are lower-cased."""
     texts: list[str] = []
     labels: list[str] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            text, label = _parse_row(path, lineno, line)
-            texts.append(text)
-            labels.append(label)
-            if limit is not None and len(texts) >= limit:
-                break
+    for lineno, line in _lines(path):
+        row = _json_object(path, lineno, line, ("text", "label"))
+        text, label = row["text"], row["label"]
+        if not isinstance(text, str) or not isinstance(label, str):
+            raise DataFileError(f"{path}:{lineno}: 'text' and 'label' must be strings")
+        texts.append(text)
+        labels.append(label.strip().lower())
+        if limit is not None and len(texts) >= limit:
+            break
     if not texts:
         raise DataFileError(f"{path} has no rows")
     return LabelledSet(path, texts, labels)
-
-
-def _parse_row(path: Path, lineno: int, line: str) -> tuple[str, str]:
-    try:
-        row = json.loads(line)
-        text, label = row["text"], row["label"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise DataFileError(
-            f"{path}:{lineno}: each line must be a JSON object with 'text' and 'label' ({exc})"
-        ) from exc
-    if not isinstance(text, str) or not isinstance(label, str):
-        raise DataFileError(f"{path}:{lineno}: 'text' and 'label' must be strings")
-    return text, label.strip().lower()

@@ -1,8 +1,9 @@
 """`brandmon evaluate`: score an exported model folder on a labelled JSONL file.
 
-The texts go through `stream.classifier.load_classifier`, i.e. the ONNX model, tokenizer and
-label map exactly as the stream runs them. Binary data (no neutral rows) scored by a 3-class
-model is compared on negative vs positive only: the argmax is taken over those two columns.
+The command hands in the classifier the stream runs (`brandmon.stream.classifier`: the ONNX
+model, tokenizer and label map exactly as the worker loads them); this module sees only the
+classifier interface. Binary data (no neutral rows) scored by a 3-class model is compared on
+negative vs positive only: the argmax is taken over those two columns.
 """
 
 from __future__ import annotations
@@ -15,21 +16,22 @@ from typing import Any
 
 import numpy as np
 
-from model_export.data import DataFileError, LabelledSet, read_jsonl
-from model_export.metrics import Metrics, compute_metrics
-from stream.manifest import CANONICAL_LABELS
+from brandmon.contracts.classifier import Classifier, argmax_labels
+from brandmon.contracts.manifest import CANONICAL_LABELS
+from brandmon.model_export.data import DataFileError, LabelledSet, read_labelled
+from brandmon.model_export.metrics import ClassificationReport, compute_metrics
 
 BINARY_CLASSES = ("negative", "positive")
 
 
 @dataclass(frozen=True)
 class EvalReport:
-    """Metrics of one model on one file, plus how fast the classifier scored it."""
+    """Quality of one model on one file, plus how fast the classifier scored it."""
 
     model_id: str
     variant_file: str
     data_file: str
-    metrics: Metrics
+    metrics: ClassificationReport
     seconds: float
     skipped_neutral: int = 0
 
@@ -49,13 +51,6 @@ class EvalReport:
         }
 
 
-def predict_labels(probs: np.ndarray, classes: Sequence[str]) -> list[str]:
-    """Argmax over the canonical columns named in `classes` (columns in CANONICAL_LABELS order)."""
-    columns = [CANONICAL_LABELS.index(c) for c in classes]
-    picked = np.asarray(probs)[:, columns]
-    return [classes[i] for i in picked.argmax(axis=1)]
-
-
 def choose_classes(data: LabelledSet, model_labels: Sequence[str]) -> tuple[str, ...]:
     """3 classes when both the data and the model have neutral; else negative vs positive."""
     unknown = data.label_set - set(CANONICAL_LABELS)
@@ -70,39 +65,32 @@ def choose_classes(data: LabelledSet, model_labels: Sequence[str]) -> tuple[str,
 
 def score_dataset(
     data: LabelledSet, probs: np.ndarray, classes: Sequence[str]
-) -> tuple[Metrics, int]:
-    """Metrics of `probs` against `data`; neutral rows are left out (and counted) when the
+) -> tuple[ClassificationReport, int]:
+    """Quality of `probs` against `data`; neutral rows are left out (and counted) when the
     comparison is binary."""
     keep = [i for i, label in enumerate(data.labels) if label in classes]
     true = [data.labels[i] for i in keep]
-    pred = predict_labels(probs[keep], classes)
+    pred = argmax_labels(probs[keep], CANONICAL_LABELS, allowed=classes)
     return compute_metrics(true, pred, classes), len(data.labels) - len(keep)
 
 
 def evaluate_model(
-    model_dir: Path,
+    classifier: Classifier,
     data_file: Path,
     *,
-    variant: str = "auto",
-    threads: int = 0,
-    micro_batch: int = 32,
+    model_labels: Sequence[str],
+    variant_file: str,
     limit: int | None = None,
 ) -> EvalReport:
-    """Load the ONNX classifier from `model_dir`, score `data_file`, return the report."""
-    from stream.classifier import load_classifier
-
-    data = read_jsonl(data_file, limit=limit)
-    classifier = load_classifier(
-        model_dir, variant=variant, threads=threads, micro_batch=micro_batch
-    )
-    classes = choose_classes(data, classifier.manifest.canonical_labels)
+    """Score `data_file` with `classifier` (whose model knows `model_labels` and was loaded
+    from `variant_file`), return the report."""
+    data = read_labelled(data_file, limit=limit)
+    classes = choose_classes(data, model_labels)
     started = time.perf_counter()
     probs = classifier.predict_proba(data.texts)
     seconds = time.perf_counter() - started
     metrics, skipped = score_dataset(data, probs, classes)
-    return EvalReport(
-        classifier.model_id, classifier.model_file.name, data_file.name, metrics, seconds, skipped
-    )
+    return EvalReport(classifier.model_id, variant_file, data_file.name, metrics, seconds, skipped)
 
 
 def render(report: EvalReport) -> None:

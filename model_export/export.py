@@ -33,14 +33,22 @@ from typing import Any
 
 import numpy as np
 
-from model_export.checkpoint import (
+from brandmon.contracts.classifier import argmax_labels
+from brandmon.contracts.manifest import (
+    MANIFEST_NAME,
+    TOKENIZER_NAME,
+    FileEntry,
+    ModelManifest,
+    sha256_file,
+)
+from brandmon.model_export.checkpoint import (
     Checkpoint,
     load_model_and_tokenizer,
     read_labels,
     resolve_checkpoint,
 )
-from model_export.data import DataFileError, read_jsonl
-from model_export.errors import (
+from brandmon.model_export.data import DataFileError, read_labelled, read_texts
+from brandmon.model_export.errors import (
     ExportError,
     Fp16ConversionError,
     LogitsMismatchError,
@@ -49,9 +57,8 @@ from model_export.errors import (
     QuantizationAgreementError,
     TokenizerNotFoundError,
 )
-from model_export.labels import build_label_map
-from model_export.metrics import compute_metrics
-from stream.manifest import MANIFEST_NAME, TOKENIZER_NAME, FileEntry, ModelManifest, sha256_file
+from brandmon.model_export.labels import build_label_map
+from brandmon.model_export.metrics import compute_metrics
 
 log = logging.getLogger(__name__)
 
@@ -194,28 +201,6 @@ def resolve_isa(choice: str) -> str:
 
 
 # ---------------------------------------------------------------------------- texts
-
-
-def read_sample(path: Path | None, limit: int) -> list[str]:
-    """Texts from a JSONL (text field) or plain-text file, or the built-in sentences."""
-    if path is None:
-        return list(DEFAULT_SAMPLE)[:limit]
-    texts: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("{"):
-            try:
-                line = str(json.loads(line)["text"])
-            except (json.JSONDecodeError, KeyError) as exc:
-                raise DataFileError(f"{path}: a JSON line without a text field ({exc})") from exc
-        texts.append(line)
-        if len(texts) >= limit:
-            break
-    if not texts:
-        raise DataFileError(f"{path} holds no texts")
-    return texts
 
 
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
@@ -370,22 +355,12 @@ def validate_int8(ctx: ExportContext, texts: Sequence[str]) -> None:
         )
 
 
-def canonical_predictions(logits: np.ndarray, canon: Sequence[str], binary: bool) -> list[str]:
-    """Canonical label per row; for binary data only negative/positive outputs compete."""
-    scores = logits.astype(np.float64).copy()
-    if binary:
-        for col, name in enumerate(canon):
-            if name not in ("negative", "positive"):
-                scores[:, col] = -np.inf
-    return [canon[i] for i in scores.argmax(1)]
-
-
 def validate_labelled(ctx: ExportContext) -> None:
     """On a labelled file, int8 may lose at most `max_drop` accuracy and macro-recall."""
     opts = ctx.options
     if opts.labelled_file is None:
         return
-    data = read_jsonl(opts.labelled_file, limit=opts.labelled_size)
+    data = read_labelled(opts.labelled_file, limit=opts.labelled_size)
     canon = [ctx.label_map[label] for label in ctx.labels]
     binary = data.is_binary or "neutral" not in canon
     classes = ["negative", "positive"] if binary else ["negative", "neutral", "positive"]
@@ -393,7 +368,8 @@ def validate_labelled(ctx: ExportContext) -> None:
     with step(f"scoring fp32 and int8 on {len(data.texts)} labelled texts"):
         for variant, file in (("fp32", FP32_FILE), ("int8", INT8_FILE)):
             logits = batched_logits(onnx_runner(ctx.work / file), ctx.tokenizer, data.texts, opts)
-            m = compute_metrics(data.labels, canonical_predictions(logits, canon, binary), classes)
+            predicted = argmax_labels(logits, canon, allowed=classes)
+            m = compute_metrics(data.labels, predicted, classes)
             results[variant] = {"accuracy": m.accuracy, "macro_recall": m.macro_recall}
     ctx.validation["labelled"] = {
         "file": opts.labelled_file.name,
@@ -528,7 +504,11 @@ def export_model(checkpoint: str, out: Path, options: ExportOptions) -> ModelMan
 
 def _run_steps(ctx: ExportContext, name: str) -> ModelManifest:
     opts = ctx.options
-    texts = read_sample(opts.sample_file, opts.sample_size)
+    texts = (
+        read_texts(opts.sample_file, opts.sample_size)
+        if opts.sample_file is not None
+        else list(DEFAULT_SAMPLE)[: opts.sample_size]
+    )
     load_checkpoint(ctx)
     export_fp32(ctx)
     validate_fp32(ctx, texts)

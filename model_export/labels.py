@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from model_export.errors import UnknownLabelError
-from stream.manifest import CANONICAL_LABELS
+from brandmon.contracts.manifest import CANONICAL_LABELS
+from brandmon.model_export.errors import UnknownLabelError
 
 _NAMES: dict[str, str] = {
     "negative": "negative",

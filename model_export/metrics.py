@@ -20,7 +20,7 @@ class ClassScores:
 
 
 @dataclass(frozen=True)
-class Metrics:
+class ClassificationReport:
     """Scores of predictions against true labels over a fixed class order."""
 
     classes: list[str]
@@ -93,7 +93,9 @@ def confusion_matrix(
     return matrix
 
 
-def compute_metrics(true: Sequence[str], pred: Sequence[str], classes: Sequence[str]) -> Metrics:
+def compute_metrics(
+    true: Sequence[str], pred: Sequence[str], classes: Sequence[str]
+) -> ClassificationReport:
     """Accuracy, per-class and macro precision/recall/F1 and the confusion matrix."""
     matrix = confusion_matrix(true, pred, classes)
     per_class: dict[str, ClassScores] = {}
@@ -104,4 +106,4 @@ def compute_metrics(true: Sequence[str], pred: Sequence[str], classes: Sequence[
         precision, recall = _ratio(tp, predicted), _ratio(tp, actual)
         f1 = _ratio(2 * precision * recall, precision + recall)
         per_class[name] = ClassScores(precision, recall, f1, actual)
-    return Metrics(list(classes), matrix, per_class)
+    return ClassificationReport(list(classes), matrix, per_class)

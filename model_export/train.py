@@ -24,16 +24,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model_export.data import LabelledSet, read_jsonl
-from model_export.metrics import compute_metrics
+from brandmon.contracts.classifier import argmax_labels
+from brandmon.contracts.manifest import CANONICAL_LABELS
+from brandmon.model_export.data import LabelledSet, read_labelled
+from brandmon.model_export.metrics import compute_metrics
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
 
-#: Output order of the default model; the same order as cardiffnlp's LABEL_0/1/2.
-LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+#: Output order of the default model: the canonical order, the same as cardiffnlp's LABEL_0/1/2.
+LABELS: tuple[str, ...] = CANONICAL_LABELS
+BINARY_LABELS = ("negative", "positive")
 NEUTRAL = LABELS.index("neutral")
 _MENTION = re.compile(r"@\S+")
 
@@ -131,7 +134,7 @@ def load_pools(cfg: TrainConfig, tokenizer: Any, rng: random.Random) -> Pools:
     multi: list[Row] = []
     binary_texts: list[tuple[str, str]] = []
     for path in cfg.train_files:
-        data = read_jsonl(path)
+        data = read_labelled(path)
         _check_labels(data)
         if data.is_binary:
             binary_texts += [
@@ -152,7 +155,7 @@ def load_pools(cfg: TrainConfig, tokenizer: Any, rng: random.Random) -> Pools:
             tokenizer, [t for t, _ in held], [lab for _, lab in held], cfg, True
         )
     for path in cfg.val_files:
-        data = read_jsonl(path)
+        data = read_labelled(path)
         _check_labels(data)
         pools.val[path.name] = _rows(tokenizer, data.texts, data.labels, cfg, data.is_binary)
     return pools
@@ -231,7 +234,7 @@ def batch_loss(
 
 def build_model(cfg: TrainConfig) -> tuple[Any, Any]:
     """The classifier and its tokenizer: MiniLM-initialised, or the `--init` checkpoint's own."""
-    from model_export.minilm import distilbert_from_minilm, minilm_tokenizer
+    from brandmon.model_export.minilm import distilbert_from_minilm, minilm_tokenizer
 
     if cfg.init is None:
         model, tokenizer = distilbert_from_minilm(dict(enumerate(LABELS))), minilm_tokenizer()
@@ -308,22 +311,22 @@ def make_optimizer(model: Any, cfg: TrainConfig, total_steps: int) -> tuple[Any,
     return optim, torch.optim.lr_scheduler.LambdaLR(optim, plan.factor), plan
 
 
-def predict_rows(model: Any, rows: Sequence[Row], binary: bool, batch_size: int = 64) -> list[int]:
-    """Argmax predictions (over negative/positive only when `binary`), in the order of `rows`."""
+def predict_rows(model: Any, rows: Sequence[Row], binary: bool, batch_size: int = 64) -> list[str]:
+    """Predicted labels (negative/positive only when `binary`), in the order of `rows`."""
     import torch
 
     model.eval()
     order = sorted(range(len(rows)), key=lambda i: len(rows[i].ids))
-    preds = [0] * len(rows)
+    preds = [""] * len(rows)
+    allowed = BINARY_LABELS if binary else None
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             enc = collate([rows[i] for i in idx])
             logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
-            if binary:
-                logits[:, NEUTRAL] = -torch.inf
-            for i, p in zip(idx, logits.argmax(-1).tolist(), strict=True):
-                preds[i] = p
+            labels = argmax_labels(logits.float().cpu().numpy(), LABELS, allowed=allowed)
+            for i, label in zip(idx, labels, strict=True):
+                preds[i] = label
     model.train()
     return preds
 
@@ -335,7 +338,7 @@ def validate(model: Any, pools: Pools) -> dict[str, float]:
         binary = all(r.binary for r in rows)
         preds = predict_rows(model, rows, binary)
         classes = ["negative", "positive"] if binary else list(LABELS)
-        m = compute_metrics([LABELS[r.label] for r in rows], [LABELS[p] for p in preds], classes)
+        m = compute_metrics([LABELS[r.label] for r in rows], preds, classes)
         scores[name] = m.accuracy if binary else m.macro_recall
     scores["score"] = sum(scores.values()) / len(scores) if scores else 0.0
     return scores

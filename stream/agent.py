@@ -1,34 +1,40 @@
-"""The score agent: the thin Faust shell around `BatchScorer`.
+"""The score agent: the thin Faust shell around `BatchScorer`, on the shared batch loop.
 
-Delivery is at-least-once. The agent takes events with `noack_take`, so nothing is acked by
-Faust behind our back (plain `take()` acks in a `finally`, even when the body failed). Only
-after every scored and dead-letter record of a batch has been acknowledged by the broker are
-the batch's input events acked, which lets Faust commit their offsets. A worker that dies
-mid-batch therefore replays the batch: consumers deduplicate on the post `id`.
+    posts (raw bytes, key = brand)
+      -> BatchScorer.score(records)             in the inference thread: scored + dead letters
+      -> to_outputs(result)                     JSON bytes; a record that cannot be written
+                                                becomes a dead letter instead
+      -> BatchLoop: deliver every output, then ack the batch (brandmon/batches.py)
+
+Delivery is at-least-once: a batch's input is acked only after all its outputs are
+acknowledged by the broker, so a worker that dies mid-batch replays it; consumers
+deduplicate on the post `id` (scored records) or the `source` (dead letters). Batch N is
+delivered while batch N+1 is scored; acks stay in order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
 from faust.types import EventT
 
+from brandmon.batches import BatchLoop, Prepared, Progress, faust_send, topic_exists
+from brandmon.contracts.classifier import Classifier
+from brandmon.contracts.records import RawRecord, bounded_dead_letter, dead_letter
+from brandmon.delivery import Deliverer, Output
 from brandmon.metrics import Metrics
 from brandmon.settings import Settings
-from stream.classifier import Classifier
-from stream.scoring import BatchResult, BatchScorer, RawRecord
+from brandmon.stream.scoring import BatchResult, BatchScorer
 
-log = logging.getLogger(__name__)
-
-#: Produce retries back off from 0.2 s to 5 s; they never give up, because giving up would
-#: mean committing input whose output was lost.
-RETRY_FIRST, RETRY_MAX = 0.2, 5.0
+#: Bytes of the original record kept in a dead letter that had to be cut to fit the topic.
+CUT_PREFIX_BYTES = 4096
 
 
 def to_raw(event: EventT[Any]) -> RawRecord:
@@ -43,12 +49,56 @@ def to_raw(event: EventT[Any]) -> RawRecord:
     )
 
 
-def _out_key(record: RawRecord, brand: str | None) -> bytes | None:
-    return brand.encode() if brand is not None else record.key
+def _headers(record: RawRecord) -> tuple[tuple[str, bytes], ...]:
+    return (("brandmon-source", record.source.encode()),)
 
 
-def _source_headers(record: RawRecord) -> list[tuple[str, bytes]]:
-    return [("brandmon-source", record.source.encode())]
+def _dlq_key(record: RawRecord) -> bytes | None:
+    # the original key, unless it is itself the reason the record could not be written
+    return record.key if record.key is None or len(record.key) <= 1024 else None
+
+
+class ScoreOutputs:
+    """Turns a scored batch into records for `posts.scored` and `posts.dlq` (pure)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.scored_topic = settings.topic_scored
+        self.dlq_topic = settings.topic_dlq
+
+    def __call__(self, result: BatchResult) -> list[Output]:
+        outputs: list[Output] = []
+        for record, post in result.scored:
+            try:
+                value = post.model_dump_json().encode()
+            except ValueError as exc:  # e.g. text that cannot be encoded: a dead letter
+                detail = f"the scored record cannot be written as JSON: {exc!r}"
+                letter = dead_letter(record, "unserializable", detail, datetime.now(UTC))
+                result.dead.append((record, letter))
+                continue
+            key = post.brand.encode()
+            outputs.append(self._output(self.scored_topic, key, value, record))
+        for record, letter in result.dead:
+            value = letter.model_dump_json().encode()
+            outputs.append(self._output(self.dlq_topic, _dlq_key(record), value, record))
+        return outputs
+
+    @staticmethod
+    def _output(topic: str, key: bytes | None, value: bytes, record: RawRecord) -> Output:
+        return Output(topic, key, value, _headers(record), source=record.source, origin=record)
+
+    def shrink(self, out: Output) -> Output | None:
+        """A bounded `too_large` dead letter for a record the broker refused as too large."""
+        record = out.origin
+        if not isinstance(record, RawRecord):
+            return None
+        reason, detail = "too_large", f"the scored record of {len(out.value)} bytes"
+        if out.topic == self.dlq_topic:  # our own dead letter: keep why the record failed
+            first = json.loads(out.value)
+            reason, detail = first["reason"], f"{first['detail']}; its dead letter"
+        detail += f" is larger than topic {out.topic!r} accepts: cut to a prefix"
+        letter = bounded_dead_letter(record, reason, detail, CUT_PREFIX_BYTES)
+        value = letter.model_dump_json().encode()
+        return Output(self.dlq_topic, _dlq_key(record), value, out.headers, out.source, record)
 
 
 class ScoreAgent:
@@ -60,128 +110,62 @@ class ScoreAgent:
         settings: Settings,
         metrics: Metrics,
         classifier: Classifier,
+        deliverer: Deliverer | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.scorer = BatchScorer(classifier, metrics)
+        self.outputs = ScoreOutputs(settings)
         self.posts = app.topic(settings.topic_posts, partitions=settings.topic_partitions)
-        self.scored = app.topic(settings.topic_scored)
-        self.dlq = app.topic(settings.topic_dlq)
+        topics = {
+            settings.topic_scored: app.topic(settings.topic_scored),
+            settings.topic_dlq: app.topic(settings.topic_dlq),
+        }
+        self.deliverer = deliverer or Deliverer(
+            faust_send(topics),
+            metrics,
+            shrink=self.outputs.shrink,
+            topic_settings={
+                settings.topic_scored: "BRANDMON_TOPIC_SCORED",
+                settings.topic_dlq: "BRANDMON_TOPIC_DLQ",
+            },
+            exists=topic_exists(settings),
+        )
+        self.progress = Progress("score")
+        self.loop = BatchLoop(
+            max_batch=settings.max_batch,
+            max_wait=settings.max_wait,
+            deliverer=self.deliverer,
+            progress=self.progress,
+            stop_grace=settings.stop_grace_seconds,
+            pipelined=True,
+        )
         # one thread: the model already uses every core, and batches must stay in order
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brandmon-infer")
-        self.batches = 0
-        self._delivery: asyncio.Future[None] | None = None
         app.agent(self.posts, name="brandmon.score", concurrency=1)(self.run)
 
     async def run(self, stream: faust.StreamT[Any]) -> None:
-        """Score batch N+1 while batch N's records are being delivered.
+        await self.loop.run(stream, self.prepare)
 
-        At most one batch is in delivery at a time, and a batch's input events are acked only
-        after all its output records are acknowledged, in batch order. A stop request
-        (SIGTERM) lets the batch in hand and the one in delivery finish, so the final commit
-        covers exactly what was delivered.
-        """
-        try:
-            await self._run(stream)
-        finally:
-            if self._delivery is not None:
-                await self._delivery
-
-    async def _run(self, stream: faust.StreamT[Any]) -> None:
-        # noack_take is on faust.Stream, not on the StreamT interface
-        take = stream.noack_take  # type: ignore[attr-defined]
-        async for events in take(self.settings.max_batch, self.settings.max_wait):
-            batch = asyncio.ensure_future(self.process(stream, events))
-            try:
-                # a stop request (SIGTERM) cancels this agent: the batch in hand still finishes,
-                # is delivered and acked, so the final commit covers it
-                await asyncio.shield(batch)
-            except asyncio.CancelledError:
-                await batch
-                raise
-
-    async def process(self, stream: faust.StreamT[Any], events: Sequence[EventT[Any]]) -> None:
+    async def prepare(self, events: Sequence[EventT[Any]]) -> Prepared:
         records = [to_raw(event) for event in events]
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._executor, self.scorer.score, records)
-        if self._delivery is not None:
-            await self._delivery
-        self._delivery = asyncio.ensure_future(self._deliver_and_ack(stream, events, result))
+        result, outputs = await loop.run_in_executor(self._executor, self._score, records)
+        return Prepared(outputs, after_ack=lambda: self._account(result))
 
-    async def _deliver_and_ack(
-        self, stream: faust.StreamT[Any], events: Sequence[EventT[Any]], result: BatchResult
-    ) -> None:
-        await self.deliver(result)
-        for event in events:
-            await stream.ack(event)
-        self.batches += 1
+    def _score(self, records: list[RawRecord]) -> tuple[BatchResult, list[Output]]:
+        result = self.scorer.score(records)
+        return result, self.outputs(result)
 
-    async def deliver(self, result: BatchResult) -> None:
-        """Send every output record and wait for the broker to acknowledge all of them."""
-        sends: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
-        for record, post in result.scored:
-            value = post.model_dump_json().encode()
-            sends.append(
-                (
-                    self.settings.topic_scored,
-                    self._sender(
-                        self.scored, _out_key(record, post.brand), value, _source_headers(record)
-                    ),
-                )
-            )
-        for record, letter in result.dead:
-            value = letter.model_dump_json().encode()
-            sends.append(
-                (
-                    self.settings.topic_dlq,
-                    self._sender(self.dlq, record.key, value, _source_headers(record)),
-                )
-            )
-        await self._send_all(sends)
+    def _account(self, result: BatchResult) -> None:
+        """Counters for a delivered batch (after its records are acknowledged)."""
         now = time.time()
         for record, post in result.scored:
             self.metrics.posts_scored.labels(label=post.label).inc()
             if record.timestamp:
                 self.metrics.latency_seconds.observe(max(0.0, now - record.timestamp))
-
-    @staticmethod
-    def _sender(
-        topic: faust.TopicT, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> Callable[[], Awaitable[Any]]:
-        async def send() -> Any:
-            future = await topic.send(key=key, value=value, headers=headers)
-            return await future
-
-        return send
-
-    async def _send_all(self, sends: list[tuple[str, Callable[[], Awaitable[Any]]]]) -> None:
-        delay = RETRY_FIRST
-        pending = sends
-        while pending:
-            outcomes = await asyncio.gather(
-                *(send() for _, send in pending), return_exceptions=True
-            )
-            failed = [
-                item
-                for item, out in zip(pending, outcomes, strict=True)
-                if isinstance(out, BaseException)
-            ]
-            if not failed:
-                return
-            for (topic, _), out in zip(pending, outcomes, strict=True):
-                if isinstance(out, BaseException):
-                    self.metrics.produce_errors.labels(topic=topic).inc()
-            first = next(o for o in outcomes if isinstance(o, BaseException))
-            log.error(
-                "%d of %d output records not acknowledged (%r); retrying in %.1f s",
-                len(failed),
-                len(pending),
-                first,
-                delay,
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
-            pending = failed
+        for _, letter in result.dead:
+            self.metrics.posts_dlq.labels(reason=letter.reason).inc()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

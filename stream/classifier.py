@@ -1,4 +1,4 @@
-"""Sentiment classifiers: one interface, an ONNX Runtime implementation and a deterministic fake.
+"""The ONNX Runtime implementation of the classifier interface (brandmon.contracts.classifier).
 
 The ONNX path is split the way an inference server splits it: `_encode` (tokenize, pad a
 length-sorted micro-batch), `_run` (one session call) and `_postprocess` (softmax into
@@ -8,25 +8,22 @@ and so wasted compute, small.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from stream.manifest import (
+from brandmon.contracts.classifier import Probabilities
+from brandmon.contracts.manifest import (
     CANONICAL_LABELS,
     TOKENIZER_NAME,
     ManifestError,
     ModelManifest,
     load_manifest,
 )
-
-Probabilities = NDArray[np.float32]
+from brandmon.settings import Settings
 
 #: Execution providers by setting name, in ONNX Runtime's spelling; CPU always comes last as
 #: the provider for operators the GPU provider does not implement (not as a silent fallback).
@@ -39,37 +36,6 @@ PROVIDERS: dict[str, list[str]] = {
 
 class ProviderUnavailableError(RuntimeError):
     """A GPU execution provider was asked for but this onnxruntime build or machine lacks it."""
-
-
-class Classifier(Protocol):
-    """Scores texts; probabilities come back as columns in CANONICAL_LABELS order."""
-
-    model_id: str
-    model_version: str
-
-    def predict_proba(self, texts: Sequence[str]) -> Probabilities:
-        """(len(texts), 3) probabilities for negative, neutral, positive."""
-        ...
-
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    scores: dict[str, float]
-
-
-def to_predictions(probs: Probabilities) -> list[Prediction]:
-    """Turn a probability matrix (CANONICAL_LABELS columns) into labelled predictions."""
-    best = probs.argmax(axis=1)
-    return [
-        Prediction(
-            label=CANONICAL_LABELS[int(b)],
-            scores={
-                name: round(float(p), 6) for name, p in zip(CANONICAL_LABELS, row, strict=True)
-            },
-        )
-        for b, row in zip(best, probs, strict=True)
-    ]
 
 
 def select_providers(provider: str, available: Sequence[str]) -> list[str]:
@@ -209,6 +175,18 @@ def _canonical_columns(manifest: ModelManifest) -> list[int]:
     return [CANONICAL_LABELS.index(label) for label in manifest.canonical_labels]
 
 
+def classifier_for(settings: Settings) -> OnnxClassifier:
+    """The classifier the settings name: BRANDMON_MODEL_PATH (default: the shipped model),
+    _MODEL_VARIANT, _EXECUTION_PROVIDER, _ORT_THREADS and _MICRO_BATCH."""
+    return load_classifier(
+        settings.resolved_model_path,
+        variant=settings.model_variant,
+        provider=settings.execution_provider,
+        threads=settings.ort_threads,
+        micro_batch=settings.micro_batch,
+    )
+
+
 def load_classifier(
     model_dir: Path,
     *,
@@ -221,45 +199,3 @@ def load_classifier(
     return OnnxClassifier(
         model_dir, variant=variant, provider=provider, threads=threads, micro_batch=micro_batch
     )
-
-
-class FakeClassifier:
-    """Deterministic stand-in for tests of the stream and alerts: no model file needed.
-
-    A text containing a word from `negative_words` is negative, one from `positive_words`
-    positive, anything else neutral; a text containing `poison` makes the whole call raise, as
-    a model that chokes on one input would.
-    """
-
-    model_id = "fake@0"
-    model_version = "0"
-
-    def __init__(
-        self,
-        negative_words: Sequence[str] = ("bad", "awful", "hate", "broken", "terrible"),
-        positive_words: Sequence[str] = ("good", "great", "love", "excellent"),
-        poison: str | None = None,
-    ) -> None:
-        self.negative_words = tuple(negative_words)
-        self.positive_words = tuple(positive_words)
-        self.poison = poison
-        self.calls: list[int] = []
-
-    def predict_proba(self, texts: Sequence[str]) -> Probabilities:
-        self.calls.append(len(texts))
-        out = np.zeros((len(texts), 3), dtype=np.float32)
-        for row, text in enumerate(texts):
-            lowered = text.lower()
-            if self.poison is not None and self.poison in lowered:
-                raise RuntimeError(f"fake model cannot score {text[:30]!r}")
-            if any(w in lowered for w in self.negative_words):
-                column = 0
-            elif any(w in lowered for w in self.positive_words):
-                column = 2
-            else:
-                column = 1
-            # a stable, text-dependent confidence so ties never happen
-            jitter = int(hashlib.sha256(text.encode()).hexdigest()[:4], 16) / 0xFFFF * 0.1
-            out[row, :] = (0.1 - jitter / 2) / 2
-            out[row, column] = 0.9 + jitter / 2
-        return out

@@ -22,13 +22,10 @@ PortOpt = Annotated[int, typer.Option(help="Port the broker listens on (loopback
 
 
 def _settings() -> Settings:
-    from pydantic import ValidationError
+    """The settings; exits 2 naming the bad variable (never a secret) when invalid."""
+    from brandmon.settings import load_settings
 
-    try:
-        return Settings()
-    except ValidationError as exc:
-        typer.secho(f"invalid BRANDMON_* settings:\n{exc}", fg="red", err=True)
-        raise typer.Exit(2) from exc
+    return load_settings()
 
 
 def _require_broker(settings: Settings) -> None:
@@ -46,17 +43,30 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-@kafka_app.command("start")
-def kafka_start(home: HomeOpt = Path(".brandmon/kafka"), port: PortOpt = 9092) -> None:
-    """Fetch Kafka 3.9.2 from Maven Central (once), start it, and wait until it answers."""
-    from brandmon.broker import BrokerError, LocalBroker
+VersionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--version",
+        help="Kafka release: 3.9.2 when not given, 4.x for the pinned Kafka 4 release, or an "
+        "exact 3.x/4.x version that Maven Central serves.",
+        show_default=False,
+    ),
+]
 
-    broker = LocalBroker(home=home, port=port)
+
+@kafka_app.command("start")
+def kafka_start(
+    home: HomeOpt = Path(".brandmon/kafka"), port: PortOpt = 9092, version: VersionOpt = None
+) -> None:
+    """Fetch Kafka from Maven Central (once per version), start it, and wait until it answers."""
+    from brandmon.broker import KAFKA_VERSION, BrokerError, LocalBroker
+
     try:
+        broker = LocalBroker(home=home, port=port, version=version or KAFKA_VERSION)
         broker.start()
     except BrokerError as exc:
         raise _fail(str(exc)) from exc
-    typer.echo(f"Kafka is up at {broker.bootstrap} (logs: {broker.log_file})")
+    typer.echo(f"Kafka {broker.version} is up at {broker.bootstrap} (logs: {broker.log_file})")
 
 
 @kafka_app.command("stop")
@@ -75,23 +85,29 @@ def kafka_status(home: HomeOpt = Path(".brandmon/kafka"), port: PortOpt = 9092) 
 
     broker = LocalBroker(home=home, port=port)
     if broker.running():
-        typer.echo(f"running: pid {broker.pid()}, {broker.bootstrap}, logs {broker.log_file}")
+        version = broker.formatted_version() or "unknown"
+        typer.echo(
+            f"running: Kafka {version}, pid {broker.pid()}, {broker.bootstrap}, "
+            f"logs {broker.log_file}"
+        )
         return
     raise _fail(f"not running (home {home}, port {port})")
 
 
 def worker() -> None:
-    """Run the score worker (and the alert aggregator): posts -> posts.scored, until SIGTERM.
+    """Run the score worker: posts -> posts.scored (and posts.dlq), until SIGTERM.
+
+    The alert aggregator is a separate process: `brandmon alerts worker`.
 
     Configured by BRANDMON_* variables (see README): BRANDMON_BOOTSTRAP_SERVERS,
     BRANDMON_MODEL_PATH, BRANDMON_EXECUTION_PROVIDER, BRANDMON_MAX_BATCH, ...
     """
     import logging
 
+    from brandmon.contracts.manifest import ManifestError
     from brandmon.kafka_io import BrokerUnreachableError
-    from stream.classifier import ProviderUnavailableError
-    from stream.manifest import ManifestError
-    from stream.worker import run_worker
+    from brandmon.stream.classifier import ProviderUnavailableError
+    from brandmon.stream.worker import run_worker
 
     settings = _settings()
     logging.basicConfig(
@@ -140,7 +156,7 @@ def produce(
     from rich.progress import Progress
 
     from brandmon.kafka_io import DeliveryError, JsonProducer
-    from stream.producers import Pacer, parse_column_map, read_posts
+    from brandmon.tools.producers import Pacer, parse_column_map, read_posts
 
     if fmt not in {"auto", "jsonl", "csv"}:
         raise typer.BadParameter("use jsonl, csv or auto", param_hint="--format")
@@ -206,7 +222,7 @@ def simulate(
     ] = False,
 ) -> None:
     """Generate synthetic posts for several brands, optionally with a negative spike."""
-    from stream.simulate import PostSimulator, SimulationConfig, Spike
+    from brandmon.tools.simulate import PostSimulator, SimulationConfig, Spike
 
     names = [b.strip() for b in brands.split(",") if b.strip()]
     if not names:
@@ -227,7 +243,7 @@ def simulate(
 
 def _send_simulated(sim, count: int | None, rate: float | None) -> None:  # type: ignore[no-untyped-def]
     from brandmon.kafka_io import JsonProducer
-    from stream.producers import Pacer
+    from brandmon.tools.producers import Pacer
 
     settings = _settings()
     _require_broker(settings)
@@ -305,7 +321,7 @@ def demo(
     `acme`; prints scored posts and alerts as they arrive, then stops what it started.
     """
     from brandmon.broker import BrokerError
-    from stream.demo import run_demo
+    from brandmon.tools.demo import run_demo
 
     settings = _settings()
     try:
@@ -316,11 +332,14 @@ def demo(
 
 
 def bench(
-    posts: Annotated[int, typer.Option(help="Posts pushed through Kafka.", min=100)] = 5000,
+    posts: Annotated[
+        int, typer.Option(help="Texts scored (and posts pushed through Kafka).", min=100)
+    ] = 5000,
     texts: Annotated[
         Path | None,
         typer.Option(
-            help='JSONL file with a "text" field to take texts from (default: simulated posts).',
+            help='JSONL file with a "text" field (or one text per line) to take texts from '
+            "(default: simulated posts).",
             exists=True,
             dir_okay=False,
         ),
@@ -336,15 +355,37 @@ def bench(
     ] = None,
     reference_texts: Annotated[int, typer.Option(min=10)] = 500,
     half_rate_posts: Annotated[int, typer.Option(min=100)] = 3000,
+    repeats: Annotated[
+        int, typer.Option(help="Passes of the classifier alone; best and median reported.", min=1)
+    ] = 1,
+    classifier_only: Annotated[
+        bool,
+        typer.Option(
+            "--classifier-only", help="Only the classifier (and --reference): no broker needed."
+        ),
+    ] = False,
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
-    """Benchmark through the real broker and worker; prints JSON (not a test)."""
-    from stream.bench import load_texts, run_bench
+    """Benchmark the classifier alone and the pipeline through the real broker and worker;
+    prints JSON (not a test). The model is BRANDMON_MODEL_PATH (default: the shipped one)."""
+    from brandmon.model_export.data import DataFileError
+    from brandmon.tools.bench import load_texts, run_bench
 
+    try:
+        sample = load_texts(texts, posts)
+    except DataFileError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--texts") from exc
     settings = _settings()
-    _require_broker(settings)
+    if not classifier_only:
+        _require_broker(settings)
     result = run_bench(
-        settings, load_texts(texts, posts), reference, reference_texts, half_rate_posts
+        settings,
+        sample,
+        reference,
+        reference_texts,
+        half_rate_posts,
+        repeats=repeats,
+        classifier_only=classifier_only,
     )
     text = json.dumps(result, indent=2)
     print(text)

@@ -2,41 +2,44 @@
 
 No broker and no clock in here: the Faust agent turns events into `RawRecord`s, calls
 `BatchScorer.score`, and delivers what comes back. Tests call the same method directly.
+Parsing and dead letters are the base's (`brandmon.contracts.records`), shared with the
+alert stage.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pydantic import ValidationError
-
+from brandmon.contracts.classifier import Classifier, to_predictions
+from brandmon.contracts.posts import DeadLetter, Post, ScoredPost, Scores
+from brandmon.contracts.records import (
+    PARSE_REASONS,
+    RawRecord,
+    RecordRejected,
+    bounded_dead_letter,
+    dead_letter,
+    parse_post,
+    parse_scored,
+)
 from brandmon.metrics import Metrics
-from stream.classifier import Classifier, to_predictions
-from stream.schema import DeadLetter, Post, ScoredPost, Scores
+
+__all__ = [
+    "PARSE_REASONS",
+    "BatchResult",
+    "BatchScorer",
+    "RawRecord",
+    "RecordRejected",
+    "bounded_dead_letter",
+    "dead_letter",
+    "parse_post",
+    "parse_scored",
+]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RawRecord:
-    """One message as read from Kafka, before anything is trusted about it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: float | None = None  # the message's Kafka timestamp, seconds since the epoch
-
-    @property
-    def source(self) -> str:
-        return f"{self.topic}/{self.partition}/{self.offset}"
 
 
 @dataclass
@@ -45,58 +48,6 @@ class BatchResult:
 
     scored: list[tuple[RawRecord, ScoredPost]] = field(default_factory=list)
     dead: list[tuple[RawRecord, DeadLetter]] = field(default_factory=list)
-
-
-class RecordRejected(ValueError):
-    """A record that is not a valid post; `reason` is the DLQ reason code."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-def _schema_reason(exc: ValidationError) -> tuple[str, str]:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "record"
-    if first["type"] == "missing":
-        return "missing_field", f"required field {where!r} is missing"
-    if where == "text" and first["type"] == "value_error":
-        return "empty_text", "field 'text' is empty or only whitespace"
-    return "invalid_field", f"field {where!r}: {first['msg']}"
-
-
-def parse_post(value: bytes | None) -> Post:
-    """Decode and validate one `posts` value, or raise RecordRejected with a reason code."""
-    if value is None or value == b"":
-        raise RecordRejected("empty_value", "the record has no value (null or empty)")
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecordRejected("invalid_utf8", f"value is not UTF-8: {exc}") from exc
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordRejected("invalid_json", f"value is not JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise RecordRejected("not_an_object", f"value is JSON {type(obj).__name__}, not an object")
-    try:
-        return Post.model_validate(obj)
-    except ValidationError as exc:
-        raise RecordRejected(*_schema_reason(exc)) from exc
-
-
-def dead_letter(record: RawRecord, reason: str, detail: str, now: datetime) -> DeadLetter:
-    return DeadLetter(
-        reason=reason,
-        detail=detail[:2000],
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
-        value_b64=base64.b64encode(record.value or b"").decode(),
-        failed_at=now,
-    )
 
 
 def _utcnow() -> datetime:
@@ -133,8 +84,6 @@ class BatchScorer:
         self.metrics.batch_size.observe(len(records))
         if valid:
             self._score_valid(valid, result)
-        for _, letter in result.dead:
-            self.metrics.posts_dlq.labels(reason=letter.reason).inc()
         return result
 
     def _score_valid(self, valid: list[tuple[RawRecord, Post]], result: BatchResult) -> None:

@@ -13,25 +13,21 @@ SIGTERM/SIGINT stop the worker cleanly: the batch in hand is finished and commit
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import faust
 
-from brandmon.kafka_io import admin, check_broker, ensure_topics
+from brandmon.contracts.classifier import Classifier
+from brandmon.faust_app import create_app
+from brandmon.kafka_io import check_broker, ensure_topics
 from brandmon.metrics import Metrics
 from brandmon.settings import Settings
-from brandmon.web import add_pages
-from stream.agent import ScoreAgent
-from stream.app import create_app
-from stream.classifier import Classifier, OnnxClassifier, load_classifier
+from brandmon.stream.agent import ScoreAgent
+from brandmon.stream.classifier import OnnxClassifier, classifier_for
+from brandmon.web import Health, add_health
 
 log = logging.getLogger(__name__)
-
-#: How often consumer lag is measured; Prometheus scrapes every 15 s by default.
-LAG_INTERVAL = 5.0
 
 
 @dataclass
@@ -49,13 +45,7 @@ def build_worker(settings: Settings, classifier: Classifier | None = None) -> Wo
     """Load the model, check the broker, declare topics and wire agents and pages."""
     metrics = Metrics()
     if classifier is None:
-        classifier = load_classifier(
-            settings.resolved_model_path,
-            variant=settings.model_variant,
-            provider=settings.execution_provider,
-            threads=settings.ort_threads,
-            micro_batch=settings.micro_batch,
-        )
+        classifier = classifier_for(settings)
     provider = classifier.provider if isinstance(classifier, OnnxClassifier) else "none"
     metrics.model_info.info(
         {"model_id": classifier.model_id, "version": classifier.model_version, "provider": provider}
@@ -66,8 +56,16 @@ def build_worker(settings: Settings, classifier: Classifier | None = None) -> Wo
     worker = Worker(
         settings, metrics, classifier, app, ScoreAgent(app, settings, metrics, classifier)
     )
-    add_pages(app, metrics, {"model": classifier.model_id})
-    _add_lag_monitor(worker)
+    health = Health(
+        app,
+        settings,
+        metrics,
+        group=settings.app_id,
+        topic=settings.topic_posts,
+        agents=[worker.score.progress],
+        about={"model": classifier.model_id},
+    )
+    add_health(health)
     return worker
 
 
@@ -76,51 +74,10 @@ def _topics(settings: Settings) -> list[str]:
         settings.topic_posts,
         settings.topic_scored,
         settings.topic_dlq,
+        settings.topic_scored_dlq,
         settings.topic_alerts,
         settings.topic_brand_sentiment,
     ]
-
-
-def measure_lag(
-    settings: Settings, group: str, topic: str, client: Any | None = None
-) -> dict[int, int]:
-    """End offset minus committed offset for each partition of `topic` in `group`."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-    from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
-
-    client = client or admin(settings)
-    partitions = client.list_topics(topic, timeout=5).topics[topic].partitions
-    tps = [TopicPartition(topic, p) for p in partitions]
-    ends = client.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=5)
-    request = [ConsumerGroupTopicPartitions(group, tps)]
-    committed = client.list_consumer_group_offsets(request, request_timeout=5)[group].result()
-    done = {tp.partition: tp.offset for tp in committed.topic_partitions}
-    lag: dict[int, int] = {}
-    for tp, future in ends.items():
-        end = future.result().offset
-        start = done.get(tp.partition, -1)
-        lag[tp.partition] = end - (start if start >= 0 else 0)
-    return lag
-
-
-def _add_lag_monitor(worker: Worker) -> None:
-    settings, gauge = worker.settings, worker.metrics.consumer_lag
-    topic = settings.topic_posts
-
-    client = admin(settings)  # one client for the worker's life: no reconnect every 5 s
-
-    @worker.app.timer(LAG_INTERVAL)
-    async def lag_monitor() -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            lag = await loop.run_in_executor(
-                None, measure_lag, settings, settings.app_id, topic, client
-            )
-        except Exception as exc:  # a failed measurement leaves the last values; never stops work
-            log.warning("could not measure consumer lag: %r", exc)
-            return
-        for partition, value in lag.items():
-            gauge.labels(topic=topic, partition=str(partition)).set(value)
 
 
 def run_worker(settings: Settings) -> None:

@@ -4,6 +4,14 @@ process running the real `brandmon worker` command.
 The broker is started once per session from the Maven Central jars (brandmon.broker) on a free
 loopback port, or taken from BRANDMON_TEST_BOOTSTRAP when that is set. With
 BRANDMON_TEST_DOCKER=1 and a Docker engine, pytest-docker starts the compose file's broker.
+BRANDMON_TEST_KAFKA_VERSION (e.g. 4.x) picks the Kafka release of that session broker.
+
+Tests that must pass on every supported Kafka release select the broker with an indirect
+parameter; `topic_env`, `test_settings`, `worker_factory` and `alert_worker_factory` then all
+point at that broker, started lazily (once per session and version) when first asked for:
+
+    @pytest.mark.parametrize("kafka_version", KAFKA_TEST_VERSIONS, indirect=True)
+    def test_something(test_settings, worker_factory): ...
 """
 
 from __future__ import annotations
@@ -13,12 +21,16 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 
 from brandmon.settings import Settings
 from tests.helpers import ALERT_WORKER, WorkerProcess
+
+if TYPE_CHECKING:
+    from brandmon.broker import LocalBroker
 
 pytest_plugins = ["tests.model_fixtures"]
 
@@ -29,6 +41,16 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parent.parent
+#: The Kafka releases that version-parametrized tests run against: the default 3.9 line and
+#: the pinned Kafka 4 release (brandmon.broker.KAFKA4_VERSION); ids stay stable across bumps.
+KAFKA_TEST_VERSIONS = ["3.9", "4.x"]
+
+
+def _session_version() -> str:
+    """The Kafka release of the session broker (`kafka_bootstrap`)."""
+    from brandmon.broker import KAFKA_VERSION, resolve_version
+
+    return resolve_version(os.environ.get("BRANDMON_TEST_KAFKA_VERSION") or KAFKA_VERSION)
 
 
 @pytest.fixture(scope="session")
@@ -52,40 +74,100 @@ def _docker_bootstrap(request: pytest.FixtureRequest) -> str:
     return bootstrap
 
 
+class LocalBrokers:
+    """Local brokers for this session, one per Kafka release, each started when first asked
+    for (its jars fetched from Maven Central first if they are not cached) and all stopped at
+    the end."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self._started: dict[str, LocalBroker] = {}
+
+    def bootstrap(self, version: str) -> str:
+        from brandmon.broker import LocalBroker, free_port, resolve_version
+
+        version = resolve_version(version)
+        if version not in self._started:
+            home = self._tmp.mktemp(f"kafka-{version}")
+            broker = LocalBroker(home=home, port=free_port(), version=version)
+            broker.start()  # BrokerError says what is missing (Maven, Java, the network)
+            self._started[version] = broker
+        return self._started[version].bootstrap
+
+    def stop_all(self) -> None:
+        for broker in self._started.values():
+            broker.stop()
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    """host:port of a real Kafka broker, started for this test session."""
+def local_brokers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBrokers]:
+    brokers = LocalBrokers(tmp_path_factory)
+    try:
+        yield brokers
+    finally:
+        brokers.stop_all()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(request: pytest.FixtureRequest) -> str:
+    """host:port of a real Kafka broker (BRANDMON_TEST_KAFKA_VERSION, default 3.9.2), started
+    for this test session."""
     given = os.environ.get("BRANDMON_TEST_BOOTSTRAP")
     if given:
-        yield given
-        return
+        return given
     if os.environ.get("BRANDMON_TEST_DOCKER") == "1":
-        yield _docker_bootstrap(request)
-        return
-    from brandmon.broker import LocalBroker, free_port
+        return _docker_bootstrap(request)
+    brokers: LocalBrokers = request.getfixturevalue("local_brokers")
+    return brokers.bootstrap(_session_version())
 
-    broker = LocalBroker(home=tmp_path_factory.mktemp("kafka"), port=free_port())
-    broker.start()
-    try:
-        yield broker.bootstrap
-    finally:
-        broker.stop()
+
+@pytest.fixture(scope="session")
+def kafka4_bootstrap(request: pytest.FixtureRequest) -> str:
+    """host:port of a local Kafka 4 broker (brandmon.broker.KAFKA4_VERSION), started for this
+    session only when a test asks for it; the session broker when that is already Kafka 4."""
+    from brandmon.broker import KAFKA4_VERSION
+
+    if _session_version() == KAFKA4_VERSION:
+        return str(request.getfixturevalue("kafka_bootstrap"))
+    brokers: LocalBrokers = request.getfixturevalue("local_brokers")
+    return brokers.bootstrap(KAFKA4_VERSION)
 
 
 @pytest.fixture
-def topic_env(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
-    """BRANDMON_* variables for a worker that uses this test's own topics and group."""
+def kafka_version(request: pytest.FixtureRequest) -> str:
+    """The exact Kafka release this test runs against: the indirect parameter
+    (`@pytest.mark.parametrize("kafka_version", ["3.9", "4.x"], indirect=True)`, any form
+    brandmon.broker.resolve_version takes), or the session broker's release."""
+    from brandmon.broker import resolve_version
+
+    param = getattr(request, "param", None)
+    return resolve_version(str(param)) if param is not None else _session_version()
+
+
+@pytest.fixture
+def any_kafka_bootstrap(kafka_version: str, request: pytest.FixtureRequest) -> str:
+    """host:port of a broker of `kafka_version`: the session broker (`kafka_bootstrap`, which
+    honours BRANDMON_TEST_BOOTSTRAP) for its own release, else a local broker of that release."""
+    if kafka_version == _session_version():
+        return str(request.getfixturevalue("kafka_bootstrap"))
+    brokers: LocalBrokers = request.getfixturevalue("local_brokers")
+    return brokers.bootstrap(kafka_version)
+
+
+@pytest.fixture
+def topic_env(any_kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
+    """BRANDMON_* variables for a worker that uses this test's own topics and group, on the
+    broker of this test's `kafka_version` (the session broker unless parametrized)."""
     suffix = uuid.uuid4().hex[:8]
     return {
-        "BRANDMON_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "BRANDMON_BOOTSTRAP_SERVERS": any_kafka_bootstrap,
         "BRANDMON_TOPIC_POSTS": f"posts-{suffix}",
         "BRANDMON_TOPIC_SCORED": f"posts.scored-{suffix}",
         "BRANDMON_TOPIC_DLQ": f"posts.dlq-{suffix}",
         "BRANDMON_TOPIC_ALERTS": f"alerts-{suffix}",
         "BRANDMON_TOPIC_BRAND_SENTIMENT": f"brand.sentiment-{suffix}",
+        "BRANDMON_TOPIC_SCORED_DLQ": f"posts.scored.dlq-{suffix}",
+        "BRANDMON_TOPIC_ALERTS_DLQ": f"alerts.dlq-{suffix}",
         "BRANDMON_APP_ID": f"brandmon-test-{suffix}",
         "BRANDMON_ALERTS_APP_ID": f"brandmon-test-alerts-{suffix}",
         "BRANDMON_DATA_DIR": str(tmp_path / "worker-data"),

@@ -17,7 +17,7 @@ TINY_LABELS = ("negative", "neutral", "positive")
 @pytest.fixture(scope="session")
 def tiny_checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 3-class DistilBertForSequenceClassification checkpoint folder."""
-    from model_export.testing import make_tiny_checkpoint
+    from brandmon.tools.tiny_model import make_tiny_checkpoint
 
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-checkpoint") / "ckpt", TINY_LABELS)
 
@@ -26,7 +26,7 @@ def tiny_checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint_dir: Path) -> Path:
     """The tiny checkpoint exported to an ONNX model folder (model.onnx, model.int8.onnx,
     tokenizer, manifest.json)."""
-    from model_export.export import ExportOptions, export_model
+    from brandmon.model_export.export import ExportOptions, export_model
 
     out = tmp_path_factory.mktemp("tiny-model") / "tiny-sentiment"
     export_model(str(tiny_checkpoint_dir), out, ExportOptions(max_length=64))

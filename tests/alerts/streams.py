@@ -6,11 +6,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from alerts.config import AlertSettings
-from alerts.engine import AlertEngine
-from alerts.schema import Alert, BrandBucket
-from alerts.state import BrandState
-from stream.schema import ScoredPost, Scores
+from brandmon.alert_settings import AlertSettings
+from brandmon.alerts.engine import AlertEngine
+from brandmon.alerts.state import BrandState
+from brandmon.contracts.alerts import Alert, BrandBucket
+from brandmon.contracts.posts import ScoredPost, Scores
 
 #: Event-time origin of the tests: Monday 2026-01-05 00:00 UTC (a bucket boundary).
 T0 = datetime(2026, 1, 5, tzinfo=UTC)

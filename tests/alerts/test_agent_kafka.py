@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from brandmon.contracts.posts import ScoredPost
 from brandmon.kafka_io import JsonProducer, Record, ensure_topics
 from brandmon.settings import Settings
-from stream.schema import ScoredPost
 from tests.alerts.recorder import Recorder
 from tests.alerts.streams import traffic
 from tests.helpers import read_topic
@@ -89,6 +89,7 @@ def test_spike_one_trigger_kill_restart_one_resolve(
             **topic_env,
             "BRANDMON_ALERTS_WEB_PORT": str(free_port()),
             "BRANDMON_ALERTS__WEBHOOK_URL": hook.url("/hook"),
+            "BRANDMON_ALERTS__ALLOW_INSECURE_HTTP": "true",
         }
         _produce(settings, traffic(range(60), 100, 0.15) + traffic(range(60, 66), 200, 0.6))
         first = AlertWorker(env, tmp_path / "worker-0.log")

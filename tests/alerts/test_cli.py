@@ -8,10 +8,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from alerts.cli import CHANNEL_VARIABLES, register
+from brandmon.alerts.cli import CHANNEL_VARIABLES, register
 from tests.alerts.recorder import Recorder
 
 runner = CliRunner()
+#: The Recorder serves plain http on 127.0.0.1.
+LOCAL = {"BRANDMON_ALERTS__ALLOW_INSECURE_HTTP": "true"}
 
 
 def _app() -> typer.Typer:
@@ -31,6 +33,14 @@ def no_channels(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def no_lasting_log_redaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_settings() masks secrets in the process's logs for good; undo it after each test."""
+    import brandmon.redaction as redaction
+
+    monkeypatch.setattr(redaction, "_active", [])
+
+
 def test_test_notify_without_channels_says_what_to_set() -> None:
     result = runner.invoke(_app(), ["alerts", "test-notify"])
     assert result.exit_code == 2
@@ -41,6 +51,7 @@ def test_test_notify_without_channels_says_what_to_set() -> None:
 def test_test_notify_reports_each_channel() -> None:
     with Recorder() as ok, Recorder(default_status=400) as bad:
         env = {
+            **LOCAL,
             "BRANDMON_ALERTS__WEBHOOK_URL": ok.url("/hook"),
             "BRANDMON_ALERTS__PAGERDUTY_URL": bad.url("/v2/enqueue"),
             "BRANDMON_ALERTS__PAGERDUTY_ROUTING_KEY": "rk-secret-123",
@@ -57,11 +68,20 @@ def test_test_notify_reports_each_channel() -> None:
 
 def test_test_notify_all_ok_exits_zero() -> None:
     with Recorder() as rec:
-        env = {"BRANDMON_ALERTS__SLACK_WEBHOOK_URL": rec.url("/services/x")}
+        env = {**LOCAL, "BRANDMON_ALERTS__SLACK_WEBHOOK_URL": rec.url("/services/x")}
         result = runner.invoke(_app(), ["alerts", "test-notify"], env=env)
     assert result.exit_code == 0, result.output
     assert "slack: ok" in result.output
     assert len(rec.requests) == 2
+
+
+def test_test_notify_refuses_plain_http_without_the_setting() -> None:
+    env = {"BRANDMON_ALERTS__WEBHOOK_URL": "http://hooks.example.com/hook/WEBHOOKs3cr3tABC"}
+    result = runner.invoke(_app(), ["alerts", "test-notify"], env=env)
+    assert result.exit_code == 2
+    assert "BRANDMON_ALERTS__WEBHOOK_URL: webhook_url must be an https:// URL" in result.output
+    assert "BRANDMON_ALERTS__ALLOW_INSECURE_HTTP=true" in result.output
+    assert "s3cr3t" not in result.output and "Traceback" not in result.output
 
 
 def test_scenarios_prints_json() -> None:

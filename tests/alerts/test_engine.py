@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from alerts.config import AlertSettings
-from alerts.engine import AlertEngine
-from alerts.state import BrandState
-from stream.schema import ScoredPost
+from brandmon.alert_settings import AlertSettings
+from brandmon.alerts.engine import AlertEngine
+from brandmon.alerts.state import BrandState
+from brandmon.contracts.posts import ScoredPost
 from tests.alerts.streams import Run, at, minute, post, traffic, warm
 
 

@@ -8,10 +8,10 @@ import zlib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.config import AlertSettings
-from alerts.schema import Alert
-from alerts.stats import EwStat, wilson_lower_bound
-from stream.schema import ScoredPost
+from brandmon.alert_settings import AlertSettings
+from brandmon.alerts.stats import EwStat, wilson_lower_bound
+from brandmon.contracts.alerts import Alert
+from brandmon.contracts.posts import ScoredPost
 from tests.alerts.streams import Run, post, traffic
 
 
@@ -86,3 +86,40 @@ def test_any_stream_gives_a_valid_lifecycle_and_replays_exactly(
     for record in plain.buckets:
         assert record.window.voices <= record.window.posts
         assert record.window.negative_voices <= record.window.voices
+
+
+def _with_silences(
+    posts: list[ScoredPost], silences: list[tuple[int, int]], roundtrip: bool
+) -> tuple[list[Alert], list[str]]:
+    """Apply `posts`, calling advance() twice after each (position, extra seconds) of
+    `silences` with the stream time `extra` past the brand's own; returns the alerts and the
+    outcomes of the second calls."""
+    run = Run(settings=AlertSettings(warmup_buckets=10), roundtrip=roundtrip)
+    stream_time = 0.0
+    at = dict(silences)
+    seconds: list[str] = []
+    for i, p in enumerate(posts):
+        run.feed([p])
+        stream_time = max(stream_time, run.engine.watermark_time(p) or stream_time)
+        if i in at and run.state is not None:
+            for call in range(2):
+                result = run.engine.advance(run.state, stream_time + at[i])
+                run.state = result.state
+                run.alerts += result.alerts
+                if call:
+                    seconds.append(result.outcome)
+                    assert result.alerts == [] and result.buckets == []
+    return run.alerts, seconds
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bursts, st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 3600)), max_size=8))
+def test_advance_keeps_a_valid_lifecycle_is_idempotent_and_replays_exactly(
+    burst_list: list[tuple[int, int, float, bool]], silences: list[tuple[int, int]]
+) -> None:
+    posts = _stream(burst_list)
+    plain, seconds = _with_silences(posts, silences, roundtrip=False)
+    _check_lifecycle(plain)
+    assert set(seconds) <= {"unchanged"}
+    again, _ = _with_silences(posts, silences, roundtrip=True)
+    assert [a.model_dump(mode="json") for a in plain] == [a.model_dump(mode="json") for a in again]

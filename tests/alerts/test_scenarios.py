@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from alerts.scenarios import SCENARIOS, run_scenarios
+from brandmon.tools.scenarios import SCENARIOS, run_scenarios
 
 QUIET_PLUS_ONE = 16.0
 

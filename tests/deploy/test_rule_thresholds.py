@@ -1,7 +1,8 @@
 """The Prometheus spike rules use the built-in detector's thresholds (AlertSettings defaults).
 
-docs/alerts.md asks that the shipped rules and the detector agree on what a spike is; when
-someone retunes alerts/config.py this fails until deploy/prometheus/rules follows.
+docs/operations.md (BrandNegativeShareSpike) promises that the shipped rules and the detector
+agree on what a spike is; when someone retunes the AlertSettings defaults this fails until
+deploy/prometheus/rules follows.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from alerts.config import AlertSettings
+from brandmon.alert_settings import AlertSettings
 from tests.deploy.repo import rules
 
 S = AlertSettings()

@@ -13,9 +13,10 @@ from collections import Counter
 import httpx
 import pytest
 
+from brandmon.contracts.manifest import load_manifest
 from brandmon.kafka_io import JsonProducer
 from brandmon.settings import Settings
-from stream.manifest import load_manifest
+from tests.conftest import KAFKA_TEST_VERSIONS
 from tests.helpers import post, read_topic, values
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -31,6 +32,7 @@ def send(settings: Settings, items: list[dict[str, object] | bytes | None]) -> N
     producer.flush()
 
 
+@pytest.mark.parametrize("kafka_version", KAFKA_TEST_VERSIONS, indirect=True)
 def test_n_posts_in_give_n_scored_records_with_the_same_ids(
     test_settings, worker_factory, tiny_model_dir
 ):

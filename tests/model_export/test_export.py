@@ -12,9 +12,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from model_export import checkpoint as checkpoint_module
-from model_export.cli import register
-from model_export.errors import (
+from brandmon.contracts.manifest import load_manifest, verify_files
+from brandmon.model_export import checkpoint as checkpoint_module
+from brandmon.model_export.cli import register
+from brandmon.model_export.errors import (
     CheckpointLoadError,
     CheckpointNotFoundError,
     HubUnreachableError,
@@ -24,7 +25,7 @@ from model_export.errors import (
     TokenizerNotFoundError,
     UnknownLabelError,
 )
-from model_export.export import (
+from brandmon.model_export.export import (
     DEFAULT_SAMPLE,
     FP32_FILE,
     INT8_FILE,
@@ -35,9 +36,8 @@ from model_export.export import (
     validate_int8,
     validate_labelled,
 )
-from model_export.testing import make_tiny_checkpoint
-from stream.classifier import load_classifier
-from stream.manifest import load_manifest, verify_files
+from brandmon.stream.classifier import load_classifier
+from brandmon.tools.tiny_model import make_tiny_checkpoint
 
 
 def _app() -> typer.Typer:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from model_export.errors import UnknownLabelError
-from model_export.labels import build_label_map, canonical_label, parse_label_map
+from brandmon.model_export.errors import UnknownLabelError
+from brandmon.model_export.labels import build_label_map, canonical_label, parse_label_map
 
 
 def test_sst2_style_names_map_to_negative_and_positive() -> None:

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_export.data import read_jsonl
-from model_export.evaluate import choose_classes, predict_labels, score_dataset
-from model_export.metrics import compute_metrics
+from brandmon.model_export.data import read_labelled
+from brandmon.model_export.evaluate import choose_classes, score_dataset
+from brandmon.model_export.metrics import compute_metrics
 
 TRUE = ["negative"] * 4 + ["neutral"] * 3 + ["positive"] * 3
 PRED = [
@@ -52,7 +52,7 @@ def _probs(pred: list[str]) -> np.ndarray:
 
 
 def test_three_class_figures_match_the_hand_computation(tmp_path: Path) -> None:
-    data = read_jsonl(_write(tmp_path / "hand.jsonl", TRUE))
+    data = read_labelled(_write(tmp_path / "hand.jsonl", TRUE))
     classes = choose_classes(data, ["negative", "neutral", "positive"])
     metrics, skipped = score_dataset(data, _probs(PRED), classes)
     assert skipped == 0
@@ -72,7 +72,7 @@ def test_binary_file_on_a_three_class_model_compares_negative_vs_positive_only(
     # Row 0: neutral is the top score, but between the two polarities negative wins -> right.
     # Row 1: negative 0.2 > positive 0.1 although neutral tops -> wrong for a positive row.
     probs = np.array([[0.3, 0.5, 0.2], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]], dtype=np.float32)
-    data = read_jsonl(_write(tmp_path / "binary.jsonl", ["negative", "positive", "positive"]))
+    data = read_labelled(_write(tmp_path / "binary.jsonl", ["negative", "positive", "positive"]))
     classes = choose_classes(data, ["negative", "neutral", "positive"])
     assert classes == ("negative", "positive")
     metrics, _ = score_dataset(data, probs, classes)
@@ -84,19 +84,13 @@ def test_binary_file_on_a_three_class_model_compares_negative_vs_positive_only(
 def test_three_class_file_on_a_binary_model_skips_and_counts_the_neutral_rows(
     tmp_path: Path,
 ) -> None:
-    data = read_jsonl(_write(tmp_path / "three.jsonl", TRUE))
+    data = read_labelled(_write(tmp_path / "three.jsonl", TRUE))
     classes = choose_classes(data, ["negative", "positive"])
     probs = _probs(["negative"] * 4 + ["negative"] * 3 + ["positive"] * 3)
     metrics, skipped = score_dataset(data, probs, classes)
     assert skipped == 3
     assert metrics.count == 7
     assert metrics.accuracy == pytest.approx(1.0)
-
-
-def test_argmax_is_taken_over_the_named_columns_only() -> None:
-    probs = np.array([[0.2, 0.6, 0.2 + 1e-3]])
-    assert predict_labels(probs, ("negative", "positive")) == ["positive"]
-    assert predict_labels(probs, ("negative", "neutral", "positive")) == ["neutral"]
 
 
 def test_class_without_predictions_scores_zero_precision_not_a_crash() -> None:

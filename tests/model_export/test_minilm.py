@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import transformers
 
-from model_export.minilm import distilbert_from_minilm, minilm_dir, minilm_tokenizer
+from brandmon.model_export.minilm import distilbert_from_minilm, minilm_dir, minilm_tokenizer
 
 SENTENCES = [
     "The new update broke my phone's camera, again.",
@@ -27,7 +27,7 @@ def test_mapped_distilbert_hidden_states_equal_the_bert_model() -> None:
 
 
 def test_position_embeddings_include_token_type_zero() -> None:
-    from model_export.minilm import load_bert_state
+    from brandmon.model_export.minilm import load_bert_state
 
     bert = load_bert_state(minilm_dir())
     distil = distilbert_from_minilm({0: "negative", 1: "positive"})

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from brandmon.contracts.classifier import to_predictions
+from brandmon.contracts.manifest import load_manifest, verify_files
 from brandmon.settings import DEFAULT_MODEL_DIR
-from stream.classifier import load_classifier, to_predictions
-from stream.manifest import load_manifest, verify_files
+from brandmon.stream.classifier import load_classifier
 
 MAX_BYTES = 25 * 1024 * 1024
 

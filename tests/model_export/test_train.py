@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from model_export.data import read_jsonl
-from model_export.train import (
+from brandmon.model_export.data import read_labelled
+from brandmon.model_export.train import (
     LABELS,
     NEUTRAL,
     Pools,
@@ -95,7 +95,7 @@ def test_training_file_with_foreign_labels_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "stars.jsonl"
     path.write_text(json.dumps({"text": "ok", "label": "4 stars"}) + "\n")
     with pytest.raises(TrainDataError, match="4 stars"):
-        _check_labels(read_jsonl(path))
+        _check_labels(read_labelled(path))
     assert LABELS == ("negative", "neutral", "positive")
 
 
@@ -105,8 +105,8 @@ def test_train_command_passes_every_option_to_the_trainer(
     import typer
     from typer.testing import CliRunner
 
-    import model_export.train as train_module
-    from model_export.cli import register
+    import brandmon.model_export.train as train_module
+    from brandmon.model_export.cli import register
 
     seen: list[TrainConfig] = []
 
@@ -158,7 +158,7 @@ def test_train_command_rejects_a_missing_file_without_a_traceback(tmp_path: Path
     import typer
     from typer.testing import CliRunner
 
-    from model_export.cli import register
+    from brandmon.model_export.cli import register
 
     app = typer.Typer()
     register(app)
@@ -192,8 +192,8 @@ def _tiny_data(tmp_path: Path) -> tuple[Path, Path]:
 def test_training_learns_and_saves_a_loadable_best_checkpoint(tmp_path: Path) -> None:
     from transformers import AutoModelForSequenceClassification
 
-    from model_export.testing import make_tiny_checkpoint
-    from model_export.train import train
+    from brandmon.model_export.train import train
+    from brandmon.tools.tiny_model import make_tiny_checkpoint
 
     # small head weights, like a fresh head: the logits start near zero and can move
     init = make_tiny_checkpoint(tmp_path / "init", LABELS, head_scale=0.02)
@@ -231,7 +231,7 @@ def test_training_learns_and_saves_a_loadable_best_checkpoint(tmp_path: Path) ->
 def test_training_stops_early_when_validation_stops_improving(
     tmp_path: Path, tiny_checkpoint_dir: Path
 ) -> None:
-    from model_export.train import train
+    from brandmon.model_export.train import train
 
     tweets, phrases = _tiny_data(tmp_path)
     cfg = TrainConfig(

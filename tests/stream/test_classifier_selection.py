@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from stream.classifier import (
-    FakeClassifier,
-    ProviderUnavailableError,
-    choose_variant,
-    select_providers,
-    to_predictions,
-)
-from stream.manifest import ManifestError, ModelManifest
+from brandmon.contracts.classifier import to_predictions
+from brandmon.contracts.manifest import ManifestError, ModelManifest
+from brandmon.stream.classifier import ProviderUnavailableError, choose_variant, select_providers
+from brandmon.tools.fake_classifier import FakeClassifier
 
 CPU_ONLY = ["CPUExecutionProvider"]
 WITH_CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]

@@ -46,7 +46,7 @@ def test_spike_brand_must_be_one_of_the_brands() -> None:
 def test_simulate_dry_run_prints_valid_posts() -> None:
     import json
 
-    from stream.schema import Post
+    from brandmon.contracts.posts import Post
 
     result = run("simulate", "--count", "5", "--dry-run")
     assert result.exit_code == 0

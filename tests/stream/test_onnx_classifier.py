@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.classifier import load_classifier
-from stream.manifest import ManifestError
+from brandmon.contracts.manifest import ManifestError
+from brandmon.stream.classifier import load_classifier
 
 TEXTS = [
     "ok",

@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from brandmon.contracts.classifier import Probabilities
 from brandmon.metrics import Metrics
-from stream.classifier import FakeClassifier, Probabilities
-from stream.scoring import BatchScorer, RawRecord
+from brandmon.stream.scoring import BatchScorer, RawRecord
+from brandmon.tools.fake_classifier import FakeClassifier
 
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 
@@ -62,9 +63,11 @@ def test_bad_records_go_to_the_dlq_with_reason_source_and_original_bytes() -> No
     )
     assert base64.b64decode(letter.value_b64) == b"\x00garbage"
     assert base64.b64decode(letter.key_b64 or "") == b"k1"
+    assert letter.id == "posts/0/5" and letter.original_size == 8 and not letter.truncated
+    # counted by the agent once the dead letter is acknowledged, not before
     assert (
         metrics.registry.get_sample_value("brandmon_posts_dlq_total", {"reason": "invalid_json"})
-        == 1
+        is None
     )
 
 
@@ -136,3 +139,37 @@ def test_every_record_comes_out_exactly_once(batch: list[tuple[str, bytes]]) -> 
     assert offsets == list(range(len(batch)))
     for record, post in result.scored:
         assert json.loads(record.value or b"{}")["id"] == post.id
+
+
+POISON = [
+    b"[" * 200_000,
+    b'{"id": "x", "text": "t", "brand": "acme", "created_at": 1, "likes": ' + b"9" * 5000 + b"}",
+    b'{"id": "x", "text": "\\ud83d", "brand": "acme", "created_at": "2026-11-22T06:00:00Z"}',
+    b'{"id": "x", "text": "t", "brand": "acme", "created_at": "9999-12-31T23:59:59-05:00"}',
+    b'{"id": "x", "text": "t", "brand": "acme", "created_at": "0001-01-01T00:00:00Z"}',
+    b'{"id": "x", "text": "t", "brand": "acme", "created_at": NaN}',
+    b'{"id": "x", "text": "\\u200b", "brand": "acme", "created_at": "2026-11-22T06:00:00Z"}',
+    b'{"id": "x", "text": "t", "brand": "ac\\nme", "created_at": "2026-11-22T06:00:00Z"}',
+]
+
+
+def test_poison_records_are_dead_lettered_and_the_posts_behind_them_scored() -> None:
+    """The measurement of issue 8 without a broker: poison first, then 20 valid posts."""
+    s, _ = scorer()
+    batch = [rec(i, value) for i, value in enumerate(POISON)]
+    batch += [rec(len(POISON) + i, good(i)) for i in range(20)]
+    result = s.score(batch)
+    assert [p.id for _, p in result.scored] == [f"p{i}" for i in range(20)]
+    assert [r.offset for r, _ in result.dead] == list(range(len(POISON)))
+    assert [d.reason for _, d in result.dead] == [
+        "too_deep",
+        "invalid_number",
+        "invalid_unicode",
+        "time_out_of_range",
+        "time_out_of_range",
+        "invalid_number",
+        "empty_text",
+        "control_character",
+    ]
+    for _, letter in result.dead:  # every dead letter can be written and read back
+        assert type(letter).model_validate_json(letter.model_dump_json()) == letter

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from stream.schema import Post
+from brandmon.contracts.posts import Post
 
 POST_FIELDS = tuple(Post.model_fields)
 
@@ -57,7 +57,8 @@ def _check(obj: object) -> tuple[bytes | None, str | None]:
     return key, None
 
 
-def read_jsonl(path: Path) -> Iterator[Line]:
+def _jsonl_lines(path: Path) -> Iterator[Line]:
+    """Each non-blank line's bytes as they are, with the problem the worker will find."""
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
             value = raw.rstrip(b"\r\n")
@@ -70,7 +71,8 @@ def read_jsonl(path: Path) -> Iterator[Line]:
             yield Line(number, key, value, problem)
 
 
-def read_csv(path: Path, mapping: dict[str, str]) -> Iterator[Line]:
+def _csv_lines(path: Path, mapping: dict[str, str]) -> Iterator[Line]:
+    """Each row as a post's JSON, columns renamed to post fields through `mapping`."""
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         columns = set(reader.fieldnames or [])
@@ -96,13 +98,15 @@ def read_csv(path: Path, mapping: dict[str, str]) -> Iterator[Line]:
 
 
 def read_posts(path: Path, fmt: str, mapping: dict[str, str]) -> Iterator[Line]:
+    """Every line of a JSONL file as sent, or every row of a CSV file through `mapping`
+    (post field -> column); `fmt` is jsonl, csv or auto (by the file's extension)."""
     if fmt == "auto":
         fmt = "csv" if path.suffix.lower() == ".csv" else "jsonl"
     if fmt == "csv":
-        return read_csv(path, mapping)
+        return _csv_lines(path, mapping)
     if mapping:
         raise ValueError("--map applies to CSV input only; JSONL lines are sent as they are")
-    return read_jsonl(path)
+    return _jsonl_lines(path)
 
 
 class Pacer:

@@ -19,16 +19,20 @@ from pathlib import Path
 from brandmon.broker import LocalBroker, answers
 from brandmon.kafka_io import JsonProducer, consume, ensure_topics
 from brandmon.settings import Settings
+from brandmon.tools.simulate import PostSimulator, SimulationConfig, Spike
 from brandmon.web import wait_ready
-from stream.simulate import PostSimulator, SimulationConfig, Spike
 
 #: Alert timing for a demo that fits in minutes: 10 s buckets, 3-bucket windows, a baseline
-#: trusted after 6 buckets and a 30 s quiet period. Production defaults (1 min buckets, 5 min
-#: windows, 30 buckets of warm-up, 15 min quiet period) are in alerts/config.py.
+#: trusted after 6 buckets and a 30 s quiet period. The clock-skew allowance shrinks with the
+#: buckets (5 of them, as in production): at 10 s buckets the production 300 s would make a
+#: brand's state hold 30 open buckets, more than its changelog record may carry. Production
+#: defaults (1 min buckets, 5 min windows, 30 buckets of warm-up, 15 min quiet period) are
+#: AlertSettings' defaults.
 DEMO_ALERT_ENV = {
     "BRANDMON_ALERTS__BUCKET_SECONDS": "10",
     "BRANDMON_ALERTS__WINDOW_BUCKETS": "3",
     "BRANDMON_ALERTS__ALLOWED_LATENESS_SECONDS": "2",
+    "BRANDMON_ALERTS__MAX_CLOCK_SKEW_SECONDS": "50",
     "BRANDMON_ALERTS__QUIET_SECONDS": "30",
     "BRANDMON_ALERTS__WARMUP_BUCKETS": "6",
 }

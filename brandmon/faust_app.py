@@ -1,7 +1,7 @@
 """The Faust application: broker connection, serialisation and commit policy, nothing else.
 
-Agents are registered on it by `stream.agent` (scoring) and `alerts.agent` (spike alerts);
-`stream.worker` builds and runs the whole thing.
+Each worker process builds its own app with `create_app` and registers its agent on it: the
+score worker (`brandmon.stream.worker`) and the alert worker (`brandmon.alerts.worker`).
 """
 
 from __future__ import annotations
@@ -60,6 +60,14 @@ def create_app(
         "broker_commit_interval": 1.0,
         "broker_commit_every": 1000,
         "producer_acks": -1,
+        # A rebalance or stop does not wait for taken-but-unacked events (Faust's default
+        # waits, which let one stuck batch hold SIGTERM for minutes): their records are not
+        # committed, so the partition's next owner replays them (at-least-once).
+        "stream_wait_empty": False,
+        # A worker that dies without leaving the group (SIGKILL, OOM, lost host) holds its
+        # partitions until this runs out; Faust's default is 60 s. Heartbeats every third.
+        "broker_session_timeout": settings.session_timeout_seconds,
+        "broker_heartbeat_interval": settings.session_timeout_seconds / 3,
         "producer_linger_ms": 5,
         "web_enabled": True,
         "web_bind": settings.web_host,

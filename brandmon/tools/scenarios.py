@@ -12,9 +12,9 @@ a decoy that must stay silent. `run_scenarios(seed, scale)` scores the engine on
 - time to detect = (first trigger's event time - spike start) in buckets; time to resolve =
   (resolve's event time - spike end) in buckets.
 
-Targets (docs/alerts.md, issue 3): every spike detected, no alert on decoys, detect within 2
-buckets, resolve within the quiet period + 1 bucket. The defaults are tuned on principle
-(statistics of the share), not on these streams; `scale` multiplies every volume.
+Targets (docs/benchmarks.md, "Alert scenarios"): every spike detected, no alert on decoys,
+detect within 2 buckets, resolve within the quiet period + 1 bucket. The defaults are tuned on
+principle (statistics of the share), not on these streams; `scale` multiplies every volume.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alerts.config import AlertSettings
-from alerts.engine import AlertEngine
-from alerts.schema import Alert
-from alerts.state import BrandState
-from stream.schema import ScoredPost, Scores
+from brandmon.alert_settings import AlertSettings
+from brandmon.alerts.engine import AlertEngine
+from brandmon.alerts.state import BrandState
+from brandmon.contracts.alerts import Alert
+from brandmon.contracts.posts import ScoredPost, Scores
 
 #: Monday 2026-01-05 00:00 UTC: the scenarios' event-time origin.
 ORIGIN = datetime(2026, 1, 5, tzinfo=UTC)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.producers import parse_column_map, read_posts
-from stream.simulate import NEGATIVE, PostSimulator, SimulationConfig, Spike
+from brandmon.tools.producers import parse_column_map, read_posts
+from brandmon.tools.simulate import NEGATIVE, PostSimulator, SimulationConfig, Spike
 
 START = datetime(2026, 11, 22, tzinfo=UTC)
 

@@ -1,0 +1,240 @@
+"""Settings of the spike detector, the incident lifecycle and the notifiers.
+
+Nested in brandmon's settings as `alerts`, so every field is an environment variable such as
+BRANDMON_ALERTS__BUCKET_SECONDS=60 or BRANDMON_ALERTS__PAGERDUTY_ROUTING_KEY=... . The defaults
+are explained in the README (on-call section); the comments say what each knob trades off.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+
+
+class AlertSettings(BaseModel):
+    """Every knob of the alert path; env vars look like BRANDMON_ALERTS__BUCKET_SECONDS=60."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # --- buckets and windows (event time) -------------------------------------------------
+    bucket_seconds: int = Field(60, gt=0, description="Width of an event-time bucket.")
+    window_buckets: int = Field(5, gt=0, description="Buckets in the sliding evaluation window.")
+    #: Shorter windows (the newest 1 and 2 buckets) are tested too, so a sharp spike is caught
+    #: within two buckets instead of waiting for it to fill the whole window. Their z-score
+    #: uses the baseline std scaled by sqrt(window_buckets / k) (a k-bucket share is noisier),
+    #: and their z thresholds are raised to keep the false-alarm rate per hour (detector.py).
+    short_windows: tuple[int, ...] = Field((1, 2), description="Lengths of the short windows.")
+    allowed_lateness_seconds: int = Field(
+        30, ge=0, description="A bucket closes when the brand's event time passes end + this."
+    )
+    #: Posts whose event time is more than this after the time they were scored carry a broken
+    #: clock: they are counted (`future_events`) and ignored.
+    max_clock_skew_seconds: int = Field(300, ge=0)
+    #: A post moves its brand's watermark to at most its `scored_at` plus this, while it is
+    #: still counted in the bucket of its own (possibly future) event time. An honest post is
+    #: scored after it was written, so this only binds on a clock ahead of the score worker's;
+    #: without the cap one post dated minutes ahead would close the open buckets early and
+    #: turn every on-time post of the next minutes into a late one. It absorbs ordinary clock
+    #: drift (NTP keeps hosts within well under a second); keep it well below
+    #: allowed_lateness_seconds, since a post ahead still takes this much off the lateness
+    #: that on-time posts get.
+    watermark_future_tolerance_seconds: int = Field(5, ge=0)
+
+    # --- baseline ---------------------------------------------------------------------------
+    baseline_half_life_seconds: float = Field(
+        3600, gt=0, description="Half-life (event time) of the EW mean/variance of the share."
+    )
+    #: Effective (decayed) number of buckets the baseline must hold before z-scores are
+    #: trusted; until then the static warm-up rule applies. A long gap decays it again.
+    warmup_buckets: float = Field(30, ge=0)
+
+    # --- trigger ----------------------------------------------------------------------------
+    z_warning: float = Field(3.0, gt=0)
+    z_critical: float = Field(5.0, gt=0)
+    #: Floor of the baseline's standard deviation (share units), so a very steady brand does
+    #: not page on a two-point wobble.
+    std_floor: float = Field(0.03, gt=0, le=1)
+    wilson_z: float = Field(1.96, gt=0, description="z of the Wilson interval (1.96 = 95%).")
+    wilson_margin: float = Field(
+        0.10, ge=0, le=1, description="Wilson lower bound must exceed baseline share by this."
+    )
+    min_negatives: int = Field(20, ge=1, description="Negative voices needed in a window.")
+    min_posts: int = Field(50, ge=1, description="Voices needed in a window (and to learn).")
+    warmup_share: float = Field(
+        0.40, gt=0, lt=1, description="Warm-up rule: Wilson lower bound of the share above this."
+    )
+    warmup_critical_share: float = Field(0.60, gt=0, lt=1)
+    warmup_min_posts: int = Field(50, ge=1)
+
+    # --- lifecycle --------------------------------------------------------------------------
+    quiet_seconds: int = Field(
+        900, ge=0, description="Event time without an elevated bucket before a resolve."
+    )
+    #: The newest bucket counts as still elevated while its Wilson lower bound is within this
+    #: much of the trigger level (hysteresis: an incident does not resolve on one dip).
+    keepalive_slack: float = Field(0.02, ge=0, le=1)
+    samples_per_alert: int = Field(5, ge=0, le=50)
+    #: Distinct texts remembered per bucket for the duplicate and author guards (at most 45
+    #: bytes each in the state); beyond this a post still counts (as its own voice unless its
+    #: text was already seen). The main term of a brand's state size: with the defaults a
+    #: state holds up to 11 buckets (the window, the allowed lateness and the clock skew
+    #: ahead), so 1,200 keep its worst case (~0.95 MB) within changelog_max_record_bytes.
+    max_tracked_posts_per_bucket: int = Field(1_200, gt=0)
+
+    # --- state size -------------------------------------------------------------------------
+    #: Largest record the alert state table's changelog topic accepts: its max.message.bytes
+    #: (Kafka's default is 1,000,000). A brand's whole state is one record, and a record the
+    #: broker refuses stops the alert worker, so the settings are checked at start-up: the
+    #: worst-case state (`max_state_record_bytes()`) must fit.
+    changelog_max_record_bytes: int = Field(1_000_000, gt=0)
+
+    #: Longest strings a post puts into the state, in characters: the limits of the brand
+    #: and the post id in brandmon.contracts.posts.Post, PagerDuty's limit on a dedup key, and
+    #: what the engine keeps of a model_id and a model_version (nothing else bounds those).
+    MAX_BRAND_CHARS: ClassVar[int] = 256
+    MAX_POST_ID_CHARS: ClassVar[int] = 512
+    MAX_DEDUP_KEY_CHARS: ClassVar[int] = 255
+    MAX_MODEL_FIELD_CHARS: ClassVar[int] = 128
+    #: Partitions whose last offset one brand's state may remember: the brand is the key of
+    #: posts.scored, so one, and a few more after the topic is repartitioned.
+    MAX_OFFSET_PARTITIONS: ClassVar[int] = 256
+    #: Worst-case JSON bytes (json.dumps defaults) of the parts of a state (alerts.state):
+    #: every number at its widest (24 characters for a float, 20 for an int) and every
+    #: character of a post's strings escaped to 12 bytes (an astral one is two \uXXXX).
+    #: tests/alerts/test_state_size.py builds that state and checks that these bound it.
+    _TOP_BYTES: ClassVar[int] = 545  # keys, numbers and brackets of BrandState.to_dict()
+    _BUCKET_BYTES: ClassVar[int] = 193  # {"i": .., "n": [4 ints], "t": {}, "o": [2], "s": []},
+    _TEXT_BYTES: ClassVar[int] = 45  # "<16 hex>": ["<16 hex>", 1],
+    _OFFSET_BYTES: ClassVar[int] = 37  # "-2147483648": -9223372036854775808,
+    _CHAR_BYTES: ClassVar[int] = 12
+    #: A changelog record adds its key (the brand: at most 4 bytes a character in UTF-8) and
+    #: its framing in the record batch (under 128 bytes) to the JSON value.
+    _RECORD_OVERHEAD_BYTES: ClassVar[int] = 4 * MAX_BRAND_CHARS + 128
+
+    @property
+    def max_state_buckets(self) -> int:
+        """Most buckets one brand's state holds at once.
+
+        The closed buckets still inside the window (window_buckets - 1), then the open ones:
+        from the oldest (allowed lateness behind the watermark) to the newest a post can land
+        in (a post dated max_clock_skew_seconds past its scored_at moves the watermark to
+        within max_clock_skew_seconds - watermark_future_tolerance_seconds of itself); a span
+        of d seconds touches at most ceil(d / bucket_seconds) + 1 buckets.
+        """
+        ahead = max(0, self.max_clock_skew_seconds - self.watermark_future_tolerance_seconds)
+        span = self.allowed_lateness_seconds + ahead
+        return self.window_buckets - 1 + math.ceil(span / self.bucket_seconds) + 1
+
+    def max_state_json_bytes(self, texts_per_bucket: int | None = None) -> int:
+        """Upper bound of `len(json.dumps(state.to_dict()).encode())` for one brand's state:
+        max_state_buckets buckets, each with max_tracked_posts_per_bucket texts (or
+        `texts_per_bucket`) and samples_per_alert sample ids."""
+        texts = self.max_tracked_posts_per_bucket if texts_per_bucket is None else texts_per_bucket
+        char, quotes, comma = self._CHAR_BYTES, 2, 2
+        strings = self.MAX_BRAND_CHARS + self.MAX_DEDUP_KEY_CHARS + 2 * self.MAX_MODEL_FIELD_CHARS
+        sample = quotes + char * self.MAX_POST_ID_CHARS + comma
+        bucket = self._BUCKET_BYTES + texts * self._TEXT_BYTES + self.samples_per_alert * sample
+        return (
+            self._TOP_BYTES
+            + char * strings
+            + self.MAX_OFFSET_PARTITIONS * self._OFFSET_BYTES
+            + self.max_state_buckets * bucket
+        )
+
+    def max_state_record_bytes(self, texts_per_bucket: int | None = None) -> int:
+        """Worst-case size of one brand's changelog record: JSON value, key and framing."""
+        return self.max_state_json_bytes(texts_per_bucket) + self._RECORD_OVERHEAD_BYTES
+
+    @model_validator(mode="after")
+    def _state_fits_the_changelog(self) -> AlertSettings:
+        worst = self.max_state_record_bytes()
+        limit = self.changelog_max_record_bytes
+        if worst <= limit:
+            return self
+        fixed = self.max_state_record_bytes(texts_per_bucket=0)
+        per_text = self.max_state_record_bytes(texts_per_bucket=1) - fixed
+        fits = (limit - fixed) // per_text
+        if fits > 0:
+            lower = f"lower max_tracked_posts_per_bucket to at most {fits:,}"
+        else:
+            lower = "lower samples_per_alert, window_buckets or max_clock_skew_seconds"
+        raise ValueError(
+            f"one brand's alert state can reach {worst:,} bytes, more than "
+            f"changelog_max_record_bytes ({limit:,}, the state changelog topic's "
+            f"max.message.bytes): {lower}, or raise the topic's max.message.bytes and "
+            "changelog_max_record_bytes with it"
+        )
+
+    # --- notifiers --------------------------------------------------------------------------
+    # Delivery is driven from the `alerts` topic by the notifier dispatcher (alerts/dispatch.py).
+    log_notifier: bool = True
+    #: Alerts read from the `alerts` topic that some channel has not finished yet; reading
+    #: pauses at this many (a dead channel holds this much in memory, then waits).
+    notifier_queue_size: int = Field(1000, gt=0)
+    #: Failed sends are retried after initial * 2^(n-1) seconds, at most backoff_max apart,
+    #: until delivered or the alert is older than notifier_max_age_seconds.
+    notifier_backoff_initial_seconds: float = Field(0.5, gt=0)
+    notifier_backoff_max_seconds: float = Field(30.0, gt=0)
+    #: How long an alert is worth delivering, from the time it was written to the `alerts`
+    #: topic: a channel still failing after this (or seeing it only later, e.g. after a long
+    #: stop) dead-letters it to topic_alerts_dlq instead. A page an hour late is a post-mortem.
+    notifier_max_age_seconds: float = Field(3600.0, gt=0)
+    notifier_timeout_seconds: float = Field(10.0, gt=0, description="Per HTTP request.")
+    #: On shutdown, time given to sends in progress; whatever is left is not committed and is
+    #: sent again by the next start.
+    notifier_drain_seconds: float = Field(5.0, ge=0)
+    #: Notifier URLs must be https; plain http only with this set (local tests, a sidecar).
+    allow_insecure_http: bool = False
+    pagerduty_url: str = PAGERDUTY_EVENTS_URL
+    pagerduty_routing_key: SecretStr | None = None
+    pagerduty_source: str = "brandmon"
+    slack_webhook_url: SecretStr | None = None
+    webhook_url: SecretStr | None = None
+
+    @field_validator("pagerduty_url", "slack_webhook_url", "webhook_url")
+    @classmethod
+    def _https_only(cls, value: str | SecretStr | None, info: ValidationInfo) -> object:
+        """An absolute https URL (http with allow_insecure_http); the URL is never quoted."""
+        if value is None:
+            return value
+        url = value.get_secret_value() if isinstance(value, SecretStr) else value
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:
+            host = None
+        if not host or parts.scheme not in ("http", "https"):
+            problem = "it is not an absolute http(s) URL with a host: give the full https://... URL"
+        elif parts.scheme == "http" and not info.data.get("allow_insecure_http"):
+            problem = (
+                "it is plain http: use https, or set BRANDMON_ALERTS__ALLOW_INSECURE_HTTP=true "
+                "(local tests only)"
+            )
+        else:
+            return value
+        raise ValueError(f"{info.field_name} must be an https:// URL, but {problem}")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlertSettings:
+        if self.z_critical < self.z_warning:
+            raise ValueError("z_critical must be >= z_warning")
+        if any(not 0 < k <= self.window_buckets for k in self.short_windows):
+            raise ValueError("every short window must be between 1 and window_buckets")
+        if self.warmup_critical_share < self.warmup_share:
+            raise ValueError("warmup_critical_share must be >= warmup_share")
+        if self.notifier_backoff_max_seconds < self.notifier_backoff_initial_seconds:
+            raise ValueError("notifier_backoff_max_seconds must be >= the initial backoff")
+        return self

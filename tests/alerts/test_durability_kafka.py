@@ -1,0 +1,111 @@
+"""The alert worker's state survives SIGKILL (issue 8, item 5), on the real broker.
+
+Ten times over, a brand's spike is produced, the test waits for its trigger on `alerts` and
+SIGKILLs the alert worker the moment the trigger appears, then starts a new one. In the end
+every brand has exactly one incident: one trigger and one resolve, one `dedup_key`
+(replayed copies of a record keep their `alert_id`, which consumers dedup on)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from brandmon.kafka_io import JsonProducer, ensure_topics
+from brandmon.settings import Settings
+from tests.alerts.streams import traffic
+from tests.helpers import ALERT_WORKER, WorkerProcess, read_topic
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+ROUNDS = 10
+
+
+def _produce(settings: Settings, posts: list) -> None:  # type: ignore[type-arg]
+    producer = JsonProducer(settings)
+    for p in posts:
+        producer.send(settings.topic_scored, p.model_dump_json().encode(), key=p.brand)
+    producer.flush()
+
+
+def _alerts(settings: Settings, done) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
+    records = read_topic(
+        settings, settings.topic_alerts, timeout=120, until=lambda got: done(_values(got))
+    )
+    return _values(records)
+
+
+def _values(records: list) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(r.value) for r in records if r.value]
+
+
+def test_sigkill_right_after_each_trigger_gives_one_trigger_and_one_resolve(
+    topic_env: dict[str, str], test_settings: Settings, tmp_path: Path
+) -> None:
+    from brandmon.broker import free_port
+
+    settings = test_settings
+    ensure_topics(settings, [settings.topic_scored, settings.topic_alerts])
+    env = {
+        **topic_env,
+        "BRANDMON_ALERTS_WEB_PORT": str(free_port()),
+        "BRANDMON_ALERTS__QUIET_SECONDS": "180",
+    }
+    brands = [f"brand{k}" for k in range(ROUNDS)]
+    workers: list[WorkerProcess] = []
+
+    def start() -> WorkerProcess:
+        worker = WorkerProcess(
+            env,
+            log_path=tmp_path / f"alerts-{len(workers)}.log",
+            command=ALERT_WORKER,
+            port_var="BRANDMON_ALERTS_WEB_PORT",
+        )
+        workers.append(worker)
+        worker.start()
+        return worker
+
+    try:
+        for k, brand in enumerate(brands):
+            worker = start()
+            # a spike of a new brand (warm-up rule), ten event-time minutes after the last
+            _produce(settings, traffic(range(k * 10, k * 10 + 3), 100, 0.6, brand=brand))
+
+            def triggered(got: list[dict], brand: str = brand, worker: WorkerProcess = worker):  # type: ignore[type-arg]
+                assert worker.alive(), worker.log()[-3000:]
+                return any(a["brand"] == brand and a["action"] == "trigger" for a in got)
+
+            _alerts(settings, triggered)
+            worker.kill()  # SIGKILL the moment the trigger is on the topic
+
+        # calm traffic for every brand, later than everything: each incident resolves
+        calm = [p for b in brands for p in traffic(range(105, 112), 60, 0.05, brand=b)]
+        _produce(settings, calm)
+        final = start()
+
+        def resolved(got: list[dict]) -> bool:  # type: ignore[type-arg]
+            assert final.alive(), final.log()[-3000:]
+            return {a["brand"] for a in got if a["action"] == "resolve"} == set(brands)
+
+        got = _alerts(settings, resolved)
+    finally:
+        for worker in workers:
+            worker.kill()
+
+    by_brand: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for alert in got:
+        if alert["action"] in {"trigger", "resolve"}:
+            by_brand[alert["brand"]][alert["action"]].add(alert["alert_id"])
+            by_brand[alert["brand"]]["dedup_key"].add(alert["dedup_key"])
+    for brand in brands:
+        seen = by_brand[brand]
+        trail = [
+            (a["action"], a["severity"], a["evaluated_at"], a["alert_id"][:6])
+            for a in got
+            if a["brand"] == brand
+        ]
+        assert len(seen["trigger"]) == 1, (brand, trail)
+        assert len(seen["resolve"]) == 1, (brand, trail)
+        assert len(seen["dedup_key"]) == 1, (brand, seen)
