@@ -36,7 +36,7 @@ system-packages:
 	bash .ci/install-system.sh
 
 kafka-jars: $(VENV)/.runtime
-	$(BIN)/python -c "from brandmon.broker import fetch_jars; print('Kafka jars in', fetch_jars())"
+	$(BIN)/python -c "from brandmon.broker import KAFKA_VERSION, KAFKA4_VERSION, fetch_jars; [print('Kafka jars in', fetch_jars(v)) for v in (KAFKA_VERSION, KAFKA4_VERSION)]"
 
 demo: $(VENV)/.runtime kafka-jars
 	$(BIN)/brandmon demo

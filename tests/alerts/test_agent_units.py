@@ -1,0 +1,109 @@
+"""The alert agent's pure part (apply_all) and its bounds, with a fake Faust app: unreadable
+records on posts.scored are dead-lettered, a silent brand's incident resolves on the other
+brands' progress, and per-brand series stay within max_brand_series."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from brandmon.alerts.agent import AlertAgent
+from brandmon.metrics import Metrics
+from brandmon.settings import Settings
+from tests.alerts.streams import traffic
+
+
+class FakeTable(dict):  # type: ignore[type-arg]
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = self
+
+    def send_changelog(self, partition: int, key: bytes, value: Any) -> Any:
+        raise AssertionError("not used by apply_all")
+
+
+class FakeApp:
+    def topic(self, name: str, **kw: Any) -> str:
+        return name
+
+    def Table(self, name: str, **kw: Any) -> FakeTable:
+        return FakeTable()
+
+    def agent(self, *args: Any, **kw: Any) -> Any:
+        return lambda fn: fn
+
+
+class Message:
+    def __init__(self, partition: int, offset: int, value: bytes | None, key: bytes) -> None:
+        self.topic = "posts.scored"
+        self.partition = partition
+        self.offset = offset
+        self.value = value
+        self.key = key
+
+
+class Event:
+    def __init__(self, message: Message) -> None:
+        self.message = message
+
+
+def agent(**settings: Any) -> tuple[AlertAgent, Metrics]:
+    metrics = Metrics()
+    return AlertAgent(FakeApp(), Settings(**settings), metrics), metrics  # type: ignore[arg-type]
+
+
+def events(posts: list[Any], start: int = 0, partition: int = 0) -> list[Event]:
+    return [
+        Event(Message(partition, start + i, p.model_dump_json().encode(), p.brand.encode()))
+        for i, p in enumerate(posts)
+    ]
+
+
+def commit(a: AlertAgent, outcome: Any) -> None:
+    """What persist() does to the table, without a changelog."""
+    for key, (_, state) in outcome.states.items():
+        a.table[key] = state.to_dict()
+    a.account(outcome)
+
+
+def test_unreadable_scored_records_are_dead_lettered_with_their_reason() -> None:
+    a, metrics = agent()
+    bad = [Event(Message(0, 0, b"not json", b"acme")), Event(Message(0, 1, None, b"acme"))]
+    outcome = a.apply_all(bad)  # type: ignore[arg-type]
+    letters = [json.loads(o.value) for o in outcome.outputs if o.topic == "posts.scored.dlq"]
+    assert [(d["offset"], d["reason"]) for d in letters] == [
+        (0, "invalid_json"),
+        (1, "empty_value"),
+    ]
+    assert metrics.registry.get_sample_value("brandmon_alert_input_invalid_total") == 2
+
+
+def test_a_silent_brand_resolves_as_other_brands_on_its_partition_move_on() -> None:
+    a, _ = agent(alerts={"quiet_seconds": 180})
+    spike = traffic(range(0, 3), 100, 0.6, brand="quiet")
+    outcome = a.apply_all(events(spike))  # type: ignore[arg-type]
+    commit(a, outcome)
+    assert [x.action for r in outcome.results for x in r.alerts] == ["trigger"]
+    # the brand goes silent; another brand on the same partition keeps posting
+    others = traffic(range(3, 15), 60, 0.1, brand="busy")
+    actions = []
+    for i in range(0, len(others), 60):
+        outcome = a.apply_all(events(others[i : i + 60], start=1000 + i))  # type: ignore[arg-type]
+        commit(a, outcome)
+        actions += [(x.brand, x.action) for r in outcome.results for x in r.alerts]
+    assert actions == [("quiet", "resolve")]
+
+
+def test_per_brand_series_stay_within_the_cap_evicting_the_least_recent() -> None:
+    a, metrics = agent(max_brand_series=3)
+    for n in range(5):
+        posts = traffic(range(0, 3), 20, 0.1, brand=f"b{n}")
+        commit(a, a.apply_all(events(posts, start=n * 1000)))  # type: ignore[arg-type]
+    shown = {
+        s.labels["brand"]
+        for m in metrics.registry.collect()
+        if m.name == "brandmon_brand_posts_window"
+        for s in m.samples
+    }
+    assert shown == {"b2", "b3", "b4"}
+    assert metrics.registry.get_sample_value("brandmon_brand_series_evicted_total") == 2
