@@ -8,7 +8,9 @@ and 221 describe the same race). Without a table the restart resumes exactly whe
 
 Start-up fails fast, with a message that names the problem, when the model folder is missing
 or broken, when a GPU provider is asked for and absent, or when no broker answers.
-SIGTERM/SIGINT stop the worker cleanly: the batch in hand is finished and committed.
+SIGTERM/SIGINT stop the worker cleanly: the batch in hand gets stop_grace_seconds to be
+delivered and committed. A fatal delivery error or a bug ends the process with exit code 70
+without committing past the last delivered record (brandmon/batches.py).
 """
 
 from __future__ import annotations
