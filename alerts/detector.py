@@ -63,7 +63,7 @@ class Detector:
     """Stateless tests of windows against a baseline; see the module docstring."""
 
     def __init__(self, settings: AlertSettings) -> None:
-        self.s = settings
+        self.settings = settings
         n = settings.window_buckets
         shorts = sorted(set(settings.short_windows) - {n})
         self._z_levels = {n: (settings.z_warning, settings.z_critical)}
@@ -75,13 +75,13 @@ class Detector:
             )
 
     def is_warm(self, share: EwStat) -> bool:
-        return share.weight >= max(self.s.warmup_buckets, 1e-9)
+        return share.weight >= max(self.settings.warmup_buckets, 1e-9)
 
     def trigger_level(self, share: EwStat) -> float:
         """The level the Wilson lower bound must exceed to trigger."""
         if self.is_warm(share):
-            return min(share.mean + self.s.wilson_margin, 1.0)
-        return self.s.warmup_share
+            return min(share.mean + self.settings.wilson_margin, 1.0)
+        return self.settings.warmup_share
 
     def judge(self, window: Window, share: EwStat, volume: EwStat) -> Verdict:
         """Is `window` above the baseline (`share`, `volume`: as before this bucket)?"""
@@ -90,7 +90,7 @@ class Detector:
         phi = self.overdispersion(share, volume)
         if not self.is_warm(share):
             lower = self.wilson(window, phi)
-            if length < self.s.window_buckets:
+            if length < self.settings.window_buckets:
                 return Verdict(window, None, "warmup", None, lower, level)
             return self._judge_warmup(window, lower, level, phi)
         lower = self.wilson(window, phi)
@@ -109,7 +109,7 @@ class Detector:
         if newest.voices == 0:
             return False
         phi = self.overdispersion(share, volume)
-        return self.wilson(newest, phi) >= self.trigger_level(share) - self.s.keepalive_slack
+        return self.wilson(newest, phi) >= self.trigger_level(share) - self.settings.keepalive_slack
 
     def wilson(self, window: Window, overdispersion: float) -> float:
         """Wilson lower bound of the window's share, sample size shrunk by overdispersion."""
@@ -118,7 +118,7 @@ class Detector:
             return 0.0
         n_eff = counts.voices / overdispersion
         k_eff = counts.negative_voices / overdispersion
-        return wilson_lower_bound(k_eff, n_eff, self.s.wilson_z)
+        return wilson_lower_bound(k_eff, n_eff, self.settings.wilson_z)
 
     def overdispersion(self, share: EwStat, volume: EwStat) -> float:
         """How much more the share varies than chance: an upper estimate, at least 1.
@@ -132,7 +132,7 @@ class Detector:
             return 1.0
         p = min(max(share.mean, 0.01), 0.99)
         binomial = p * (1 - p) / volume.mean
-        dof = max(share.weight / self.s.window_buckets, 1.0)
+        dof = max(share.weight / self.settings.window_buckets, 1.0)
         return max(1.0, share.var / binomial * (1.0 + math.sqrt(2.0 / dof)))
 
     def z_score(self, window: Window, share: EwStat, overdispersion: float) -> float | None:
@@ -147,13 +147,13 @@ class Detector:
             return None
         p = min(max(share.mean, 0.01), 0.99)
         std = math.sqrt(overdispersion * p * (1 - p) / counts.voices)
-        return (counts.share - share.mean) / max(std, self.s.std_floor)
+        return (counts.share - share.mean) / max(std, self.settings.std_floor)
 
     def _enough_volume(self, window: Window, overdispersion: float) -> bool:
         """Volume guards, on the evidence left after the overdispersion correction."""
         return (
-            window.voices >= self.s.min_posts * overdispersion
-            and window.negative_voices >= self.s.min_negatives * overdispersion
+            window.voices >= self.settings.min_posts * overdispersion
+            and window.negative_voices >= self.settings.min_negatives * overdispersion
         )
 
     def _judge_warmup(
@@ -161,9 +161,9 @@ class Detector:
     ) -> Verdict:
         severity: Severity | None = None
         enough = (
-            window.voices >= self.s.warmup_min_posts * overdispersion
-            and window.negative_voices >= self.s.min_negatives * overdispersion
+            window.voices >= self.settings.warmup_min_posts * overdispersion
+            and window.negative_voices >= self.settings.min_negatives * overdispersion
         )
         if enough and lower > level:
-            severity = "critical" if lower > self.s.warmup_critical_share else "warning"
+            severity = "critical" if lower > self.settings.warmup_critical_share else "warning"
         return Verdict(window, severity, "warmup", None, lower, level)

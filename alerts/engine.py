@@ -63,7 +63,7 @@ class AlertEngine:
     """Per-brand event-time buckets, spike detector and incident lifecycle in one call."""
 
     def __init__(self, settings: AlertSettings) -> None:
-        self.s = settings
+        self.settings = settings
         self.detector = Detector(settings)
         self.lifecycle = Lifecycle(settings)
 
@@ -84,7 +84,7 @@ class AlertEngine:
         if vouched is None:
             state.future_events += 1
             return ApplyResult(state, [], [], "future")
-        index = bucket_index(post.created_at.timestamp(), self.s.bucket_seconds)
+        index = bucket_index(post.created_at.timestamp(), self.settings.bucket_seconds)
         if state.next_close is not None and index < state.next_close:
             state.late_events += 1
             return ApplyResult(state, [], [], "late")
@@ -126,20 +126,27 @@ class AlertEngine:
         `watermark_future_tolerance_seconds`; None when it is ignored as "future"."""
         event_time = post.created_at.timestamp()
         scored_time = post.scored_at.timestamp()
-        if event_time > scored_time + self.s.max_clock_skew_seconds:
+        if event_time > scored_time + self.settings.max_clock_skew_seconds:
             return None
-        return min(event_time, scored_time + self.s.watermark_future_tolerance_seconds)
+        return min(event_time, scored_time + self.settings.watermark_future_tolerance_seconds)
 
     def close_target(self, event_time: float) -> int:
         """The first bucket still open once event time has reached `event_time`."""
-        return bucket_index(event_time - self.s.allowed_lateness_seconds, self.s.bucket_seconds)
+        return bucket_index(
+            event_time - self.settings.allowed_lateness_seconds, self.settings.bucket_seconds
+        )
 
     def _add(self, state: BrandState, index: int, post: ScoredPost) -> None:
         bucket = state.buckets.get(index)
         if bucket is None:
             bucket = state.buckets[index] = Bucket(index=index)
-        add_post(bucket, post, self.s.max_tracked_posts_per_bucket, self.s.samples_per_alert)
-        clip = self.s.MAX_MODEL_FIELD_CHARS  # bounds the state (AlertSettings)
+        add_post(
+            bucket,
+            post,
+            self.settings.max_tracked_posts_per_bucket,
+            self.settings.samples_per_alert,
+        )
+        clip = self.settings.MAX_MODEL_FIELD_CHARS  # bounds the state (AlertSettings)
         state.model_id, state.model_version = post.model_id[:clip], post.model_version[:clip]
 
     def _close_until(self, state: BrandState, target: int) -> tuple[list[Alert], list[BrandBucket]]:
@@ -154,21 +161,21 @@ class AlertEngine:
                 if record is not None:
                     records.append(record)
             state.next_close = index + 1
-            oldest_needed = state.next_close - self.s.window_buckets + 1
+            oldest_needed = state.next_close - self.settings.window_buckets + 1
             for old in [i for i in state.buckets if i < oldest_needed]:
                 del state.buckets[old]
         return alerts, records
 
     def _next_to_evaluate(self, state: BrandState, index: int, target: int) -> int:
         """`index`, or further on when the window is empty (a gap with no traffic)."""
-        first = index - self.s.window_buckets + 1
+        first = index - self.settings.window_buckets + 1
         if any(first <= i <= index for i in state.buckets):
             return index
         later = [i for i in state.buckets if i > index]
         land = min(min(later) - 1 if later else target - 1, target - 1)
         if state.incident is not None:
-            due = state.incident.last_elevated + self.s.quiet_seconds
-            land = min(land, math.ceil(due / self.s.bucket_seconds) - 1)
+            due = state.incident.last_elevated + self.settings.quiet_seconds
+            land = min(land, math.ceil(due / self.settings.bucket_seconds) - 1)
         return max(index, land)
 
     def _worth_evaluating(self, state: BrandState, index: int) -> bool:
@@ -177,16 +184,16 @@ class AlertEngine:
         An empty window has no verdict, no elevated bucket, no record and nothing to learn;
         all it can do is end an open incident whose quiet period has run out.
         """
-        first = index - self.s.window_buckets + 1
+        first = index - self.settings.window_buckets + 1
         if any(first <= i <= index for i in state.buckets):
             return True
         incident = state.incident
-        end = (index + 1) * self.s.bucket_seconds
-        return incident is not None and end - incident.last_elevated >= self.s.quiet_seconds
+        end = (index + 1) * self.settings.bucket_seconds
+        return incident is not None and end - incident.last_elevated >= self.settings.quiet_seconds
 
     def _evaluate(self, state: BrandState, index: int) -> tuple[list[Alert], BrandBucket | None]:
         """Judge the windows ending with bucket `index`, step the lifecycle, learn."""
-        s = self.s
+        s = self.settings
         buckets = state.buckets.values()
         full = window_counts(buckets, index - s.window_buckets + 1, index, s.samples_per_alert)
         full_verdict = self.detector.judge(full, state.share, state.volume)
@@ -221,7 +228,7 @@ class AlertEngine:
         it triggers) or a one-off outlier moves the baseline only a little, while a lasting
         level shift is still learned within a few half-lives.
         """
-        s = self.s
+        s = self.settings
         if share is None or voices < s.min_posts:
             return
         if ev.warm:

@@ -71,7 +71,7 @@ class Lifecycle:
     """Turns evaluations into alert events; see the module docstring."""
 
     def __init__(self, settings: AlertSettings) -> None:
-        self.s = settings
+        self.settings = settings
 
     def step(
         self, incident: Incident | None, ev: Evaluation
@@ -95,7 +95,7 @@ class Lifecycle:
         # Resolve after the quiet period, and only once the window itself no longer triggers:
         # a window that still holds the spike's buckets would open a new incident at once
         # (a brand gone silent right after a spike used to resolve and re-trigger).
-        quiet = ev.bucket_end - incident.last_elevated >= self.s.quiet_seconds
+        quiet = ev.bucket_end - incident.last_elevated >= self.settings.quiet_seconds
         if quiet and verdict.severity is None:
             severity: Severity = "critical" if incident.severity == "critical" else "warning"
             return None, [self._alert(ev, incident, "resolve", severity, "quiet")]
@@ -106,7 +106,7 @@ class Lifecycle:
     ) -> Alert:
         window = ev.verdict.window
         evaluated_at = utc(ev.bucket_end)
-        bucket = self.s.bucket_seconds
+        bucket = self.settings.bucket_seconds
         return Alert(
             alert_id=Alert.make_id(incident.dedup_key, action, severity, evaluated_at),
             dedup_key=incident.dedup_key,
@@ -137,19 +137,19 @@ class Lifecycle:
         start = utc(incident.start)
         since = f"{start.year:04d}-{start:%m-%d %H:%M} UTC"
         span = _duration(
-            (ev.verdict.window.last - ev.verdict.window.first + 1) * self.s.bucket_seconds
+            (ev.verdict.window.last - ev.verdict.window.first + 1) * self.settings.bucket_seconds
         )
         if action == "resolve":
             return (
                 f"[RESOLVED] {ev.brand}: negative share back to {share} over the last "
-                f"{span}, nothing elevated for {_duration(self.s.quiet_seconds)} "
+                f"{span}, nothing elevated for {_duration(self.settings.quiet_seconds)} "
                 f"(incident since {since})."
             )
         if ev.warm:
             z = f"{ev.verdict.z:.1f}" if ev.verdict.z is not None else "n/a"
             against = f"baseline {ev.share.mean:.0%} ± {ev.share.std:.0%}, z {z}"
         else:
-            against = f"warm-up rule: above {self.s.warmup_share:.0%} with 95% confidence"
+            against = f"warm-up rule: above {self.settings.warmup_share:.0%} with 95% confidence"
         return (
             f"[{severity.upper()}] {ev.brand}: {share} negative "
             f"({counts.negative_voices} of {counts.voices} voices, {counts.posts} posts) "
