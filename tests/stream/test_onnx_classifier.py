@@ -79,3 +79,20 @@ def test_cuda_provider_runs_the_model_when_a_gpu_is_present(tiny_model_dir: Path
     assert clf.provider == "CUDAExecutionProvider"
     cpu = load_classifier(tiny_model_dir, variant="fp32").predict_proba(TEXTS)
     np.testing.assert_allclose(clf.predict_proba(TEXTS), cpu, atol=2e-2)
+
+
+def test_tokenize_then_infer_is_predict_proba(tiny_model_dir: Path) -> None:
+    clf = load_classifier(tiny_model_dir, micro_batch=2)
+    ids = clf.tokenize(TEXTS)
+    assert [len(x) for x in ids] == [len(x) for x in clf._encode(TEXTS)]
+    np.testing.assert_allclose(clf.infer(ids), clf.predict_proba(TEXTS), atol=1e-6)
+    assert clf.tokenize([]) == [] and clf.infer([]).shape == (0, 3)
+
+
+@pytest.mark.parametrize("spinning", [False, True])
+def test_intra_op_spinning_follows_the_setting(tiny_model_dir: Path, spinning: bool) -> None:
+    clf = load_classifier(tiny_model_dir, threads=2, spinning=spinning)
+    options = clf._session.get_session_options()
+    entry = options.get_session_config_entry("session.intra_op.allow_spinning")
+    assert entry == ("1" if spinning else "0")
+    assert clf.threads == options.intra_op_num_threads == 2
