@@ -3,7 +3,8 @@
 The ONNX path is split the way an inference server splits it: `_encode` (tokenize, pad a
 length-sorted micro-batch), `_run` (one session call) and `_postprocess` (softmax into
 canonical-label probabilities). Sorting by token length before micro-batching keeps padding,
-and so wasted compute, small.
+and so wasted compute, small; `plan_micro_batches` then cuts the sorted batch where the
+padding saved is worth another session call.
 """
 
 from __future__ import annotations
@@ -32,6 +33,32 @@ PROVIDERS: dict[str, list[str]] = {
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
+
+
+#: What one more session call costs, in padded tokens' worth of compute: the fixed work of a
+#: call (about 1 ms of graph walking and thread hand-offs) against ~0.1 ms per token on 2 CPU
+#: cores (docs/benchmarks.md). It decides when a micro-batch is cut to save padding.
+CALL_COST_TOKENS = 16
+
+
+def plan_micro_batches(lengths: Sequence[int], most: int, call_cost: float) -> list[int]:
+    """Where to cut `lengths` (sorted ascending) into micro-batches of at most `most` rows:
+    the cuts (end indices) that minimise padded tokens plus `call_cost` per call. Each
+    micro-batch is padded to its last (longest) row."""
+    n = len(lengths)
+    best = [0.0] + [float("inf")] * n
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        width = lengths[end - 1]
+        for start in range(max(0, end - most), end):
+            cost = best[start] + (end - start) * width + call_cost
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    ends, end = [], n
+    while end > 0:
+        ends.append(end)
+        end = cut[end]
+    return ends[::-1]
 
 
 class ProviderUnavailableError(RuntimeError):
@@ -84,6 +111,7 @@ class OnnxClassifier:
         threads: int = 0,
         micro_batch: int = 32,
         spinning: bool = False,
+        call_cost: float = CALL_COST_TOKENS,
     ) -> None:
         import onnxruntime as ort
 
@@ -91,6 +119,7 @@ class OnnxClassifier:
         self.model_id = self.manifest.model_id
         self.model_version = self.manifest.version
         self.micro_batch = micro_batch
+        self.call_cost = call_cost
         self.threads = threads if threads > 0 else (os.cpu_count() or 1)
         self.spinning = spinning
         providers = select_providers(provider, ort.get_available_providers())
@@ -148,11 +177,14 @@ class OnnxClassifier:
         if not ids:
             return np.zeros((0, len(CANONICAL_LABELS)), dtype=np.float32)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        ends = plan_micro_batches([len(ids[i]) for i in order], self.micro_batch, self.call_cost)
         out = np.empty((len(ids), len(CANONICAL_LABELS)), dtype=np.float32)
-        for start in range(0, len(order), self.micro_batch):
-            chunk = order[start : start + self.micro_batch]
+        start = 0
+        for end in ends:
+            chunk = order[start:end]
             logits = self._run(self._pad([ids[i] for i in chunk]))
             out[chunk] = self._postprocess(logits)
+            start = end
         return out
 
     def predict_proba(self, texts: Sequence[str]) -> Probabilities:
