@@ -280,21 +280,31 @@ class BatchLoop:
             raise
 
     async def _finish_on_stop(self, batch: asyncio.Future[None] | None) -> None:
-        """A stop request: give the batch in hand (and the one in delivery) `stop_grace` s."""
-        pending = [f for f in (batch, self._delivery) if f is not None]
-        if not pending:
-            return
-        done, late = await asyncio.wait(pending, timeout=self.stop_grace)
-        for future in late:
-            log.warning(
-                "stopping: a batch could not be delivered within %.0f s; it stays unacked and "
-                "will be processed again after the restart",
-                self.stop_grace,
-            )
-            future.cancel()
-        for future in done:
-            if not future.cancelled() and future.exception() is not None:
-                log.error("batch failed while stopping: %r", future.exception())
+        """A stop request: give the batch in hand (and the one in delivery) `stop_grace` s.
+
+        A batch in hand that finishes starts its own delivery (pipelined), which is waited
+        for too: a batch delivered but not acked would be scored again after the restart."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.stop_grace
+        waited: set[asyncio.Future[None]] = set()
+        while True:
+            pending = [f for f in (batch, self._delivery) if f is not None and f not in waited]
+            if not pending:
+                return
+            done, late = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+            for future in late:
+                log.warning(
+                    "stopping: a batch could not be delivered within %.0f s; it stays unacked "
+                    "and will be processed again after the restart",
+                    self.stop_grace,
+                )
+                future.cancel()
+            for future in done:
+                if not future.cancelled() and future.exception() is not None:
+                    log.error("batch failed while stopping: %r", future.exception())
+            if late:
+                return
+            waited |= done
 
     async def _one(self, stream: StreamT[Any], events: Sequence[EventT[Any]], stage: Stage) -> None:
         started = time.perf_counter()

@@ -225,3 +225,28 @@ def test_the_backlog_hands_out_what_is_queued_with_the_oldest_arrival() -> None:
         backlog.close()
 
     asyncio.run(scenario())
+
+
+def test_a_stop_while_a_batch_is_scored_delivers_and_acks_it_before_returning() -> None:
+    # the batch in hand starts its own delivery when it finishes (pipelined): the stop must
+    # wait for that too, or the batch is delivered but never acked and scored twice
+    async def scenario() -> ScriptedStream:
+        stream = ScriptedStream()
+        acks, crashes = Acks(), []
+        scoring = asyncio.Event()
+
+        async def stage(events: Any) -> Prepared:
+            scoring.set()
+            await asyncio.sleep(0.01)
+            return outputs(events)
+
+        task = asyncio.ensure_future(eager_loop(acks, crashes, BatchSizer(4)).run(stream, stage))  # type: ignore[arg-type]
+        stream.arrive(1, 2)
+        await scoring.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert crashes == []
+        return stream
+
+    assert asyncio.run(scenario()).acked == [1, 2]
