@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     #: inference, serialise); batches are capped at what the model scores in that time at its
     #: measured speed. A post waits at most about one batch in progress plus its own, so the
     #: latency budget is about twice this plus delivery. 0 = no cap (max_batch only).
-    max_batch_seconds: float = Field(0.1, ge=0, le=60)
+    max_batch_seconds: float = Field(0.25, ge=0, le=60)
 
     # --- model ---------------------------------------------------------------------------
     #: A folder with manifest.json; None = the default model shipped in models/.
