@@ -15,6 +15,13 @@ INFERENCE_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 #: Batch sizes are bounded by max_batch (default 64).
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+#: One stage of one batch: parsing or serialising a few posts takes ~50 us-5 ms, inference and
+#: produce-and-ack 5-300 ms, waiting up to max_wait or a lag storm's seconds.
+STAGE_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
+)  # fmt: skip
+#: The stages of a score batch, in order (the `stage` label of brandmon_batch_stage_seconds).
+SCORE_STAGES = ("wait", "parse", "tokenize", "inference", "serialize", "deliver")
 
 
 class Metrics:
@@ -49,6 +56,15 @@ class Metrics:
             "brandmon_inference_seconds",
             "Seconds spent in the classifier per batch (tokenize + run + softmax).",
             buckets=INFERENCE_BUCKETS,
+            registry=r,
+        )
+        self.batch_stage_seconds = Histogram(
+            "brandmon_batch_stage_seconds",
+            "Seconds one score batch spent in each stage: wait (its oldest record queued in the "
+            "worker before the batch went to the model), parse, tokenize, inference (session "
+            "runs and softmax), serialize, deliver (produce and broker acks).",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
             registry=r,
         )
         self.inference_retries = Counter(

@@ -76,7 +76,14 @@ class Settings(BaseSettings):
 
     # --- batching ------------------------------------------------------------------------
     max_batch: int = Field(64, gt=0, le=4096, description="Most posts the agent takes at once.")
+    #: The alert worker waits up to this long to fill a batch. The score worker never waits:
+    #: its next batch goes to the model as soon as the model is free (brandmon/batches.py).
     max_wait: float = Field(0.1, gt=0, le=60, description="Seconds to wait to fill a batch.")
+    #: Score worker: the most seconds one batch may spend being scored (parse, tokenize,
+    #: inference, serialise); batches are capped at what the model scores in that time at its
+    #: measured speed. A post waits at most about one batch in progress plus its own, so the
+    #: latency budget is about twice this plus delivery. 0 = no cap (max_batch only).
+    max_batch_seconds: float = Field(0.25, ge=0, le=60)
 
     # --- model ---------------------------------------------------------------------------
     #: A folder with manifest.json; None = the default model shipped in models/.
@@ -85,6 +92,10 @@ class Settings(BaseSettings):
     execution_provider: Provider = "cpu"
     #: ONNX Runtime intra-op threads; 0 = one per core.
     ort_threads: int = Field(0, ge=0)
+    #: Whether ONNX Runtime's idle threads spin (busy-wait) for the next parallel section
+    #: instead of sleeping. Spinning saves microseconds per operator on an idle machine and
+    #: burns the cores the event loop and the Kafka clients need in a worker.
+    ort_spinning: bool = False
     #: Texts per ONNX Runtime call, after sorting the batch by length.
     micro_batch: int = Field(32, gt=0)
 

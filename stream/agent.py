@@ -6,6 +6,10 @@
                                                 becomes a dead letter instead
       -> BatchLoop: deliver every output, then ack the batch (brandmon/batches.py)
 
+Batches are eager (brandmon/batches.py): the next batch goes to the model as soon as it is
+free, with whatever is queued, up to max_batch and no more than the model scores in
+max_batch_seconds. Each stage of each batch is timed into brandmon_batch_stage_seconds.
+
 Delivery is at-least-once: a batch's input is acked only after all its outputs are
 acknowledged by the broker, so a worker that dies mid-batch replays it; consumers
 deduplicate on the post `id` (scored records) or the `source` (dead letters). Batch N is
@@ -25,7 +29,14 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from brandmon.batches import BatchLoop, Prepared, Progress, faust_send, topic_exists
+from brandmon.batches import (
+    BatchLoop,
+    BatchSizer,
+    Prepared,
+    Progress,
+    faust_send,
+    topic_exists,
+)
 from brandmon.contracts.classifier import Classifier
 from brandmon.contracts.records import RawRecord, bounded_dead_letter, dead_letter
 from brandmon.delivery import Deliverer, Output
@@ -139,6 +150,8 @@ class ScoreAgent:
             progress=self.progress,
             stop_grace=settings.stop_grace_seconds,
             pipelined=True,
+            sizer=BatchSizer(settings.max_batch, settings.max_batch_seconds or None),
+            timer=self._time,
         )
         # one thread: the model already uses every core, and batches must stay in order
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brandmon-infer")
@@ -155,7 +168,13 @@ class ScoreAgent:
 
     def _score(self, records: list[RawRecord]) -> tuple[BatchResult, list[Output]]:
         result = self.scorer.score(records)
-        return result, self.outputs(result)
+        started = time.perf_counter()
+        outputs = self.outputs(result)
+        self._time("serialize", time.perf_counter() - started)
+        return result, outputs
+
+    def _time(self, stage: str, seconds: float) -> None:
+        self.metrics.batch_stage_seconds.labels(stage=stage).observe(seconds)
 
     def _account(self, result: BatchResult) -> None:
         """Counters for a delivered batch (after its records are acknowledged)."""

@@ -3,7 +3,8 @@
 The ONNX path is split the way an inference server splits it: `_encode` (tokenize, pad a
 length-sorted micro-batch), `_run` (one session call) and `_postprocess` (softmax into
 canonical-label probabilities). Sorting by token length before micro-batching keeps padding,
-and so wasted compute, small.
+and so wasted compute, small; `plan_micro_batches` then cuts the sorted batch where the
+padding saved is worth another session call.
 """
 
 from __future__ import annotations
@@ -32,6 +33,32 @@ PROVIDERS: dict[str, list[str]] = {
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
+
+
+#: What one more session call costs, in padded tokens' worth of compute: the fixed work of a
+#: call (about 1 ms of graph walking and thread hand-offs) against ~0.1 ms per token on 2 CPU
+#: cores (docs/benchmarks.md). It decides when a micro-batch is cut to save padding.
+CALL_COST_TOKENS = 16
+
+
+def plan_micro_batches(lengths: Sequence[int], most: int, call_cost: float) -> list[int]:
+    """Where to cut `lengths` (sorted ascending) into micro-batches of at most `most` rows:
+    the cuts (end indices) that minimise padded tokens plus `call_cost` per call. Each
+    micro-batch is padded to its last (longest) row."""
+    n = len(lengths)
+    best = [0.0] + [float("inf")] * n
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        width = lengths[end - 1]
+        for start in range(max(0, end - most), end):
+            cost = best[start] + (end - start) * width + call_cost
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    ends, end = [], n
+    while end > 0:
+        ends.append(end)
+        end = cut[end]
+    return ends[::-1]
 
 
 class ProviderUnavailableError(RuntimeError):
@@ -83,6 +110,8 @@ class OnnxClassifier:
         provider: str = "cpu",
         threads: int = 0,
         micro_batch: int = 32,
+        spinning: bool = False,
+        call_cost: float = CALL_COST_TOKENS,
     ) -> None:
         import onnxruntime as ort
 
@@ -90,6 +119,9 @@ class OnnxClassifier:
         self.model_id = self.manifest.model_id
         self.model_version = self.manifest.version
         self.micro_batch = micro_batch
+        self.call_cost = call_cost
+        self.threads = threads if threads > 0 else (os.cpu_count() or 1)
+        self.spinning = spinning
         providers = select_providers(provider, ort.get_available_providers())
         model_file = model_dir / choose_variant(self.manifest, variant, provider)
         if not model_file.is_file():
@@ -97,7 +129,9 @@ class OnnxClassifier:
         self.model_file = model_file
         self.provider = providers[0]
         self._session = ort.InferenceSession(
-            str(model_file), sess_options=_session_options(threads), providers=providers
+            str(model_file),
+            sess_options=_session_options(self.threads, spinning),
+            providers=providers,
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = _load_tokenizer(model_dir, self.manifest)
@@ -135,27 +169,39 @@ class OnnxClassifier:
             out[:, dst] += probs[:, src]
         return out
 
-    def predict_proba(self, texts: Sequence[str]) -> Probabilities:
-        if not texts:
+    # -- the classifier interface (StagedClassifier: tokenize, then infer) ---------------
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        return self._encode(texts) if texts else []
+
+    def infer(self, ids: list[list[int]]) -> Probabilities:
+        if not ids:
             return np.zeros((0, len(CANONICAL_LABELS)), dtype=np.float32)
-        ids = self._encode(texts)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        ends = plan_micro_batches([len(ids[i]) for i in order], self.micro_batch, self.call_cost)
         out = np.empty((len(ids), len(CANONICAL_LABELS)), dtype=np.float32)
-        for start in range(0, len(order), self.micro_batch):
-            chunk = order[start : start + self.micro_batch]
+        start = 0
+        for end in ends:
+            chunk = order[start:end]
             logits = self._run(self._pad([ids[i] for i in chunk]))
             out[chunk] = self._postprocess(logits)
+            start = end
         return out
 
+    def predict_proba(self, texts: Sequence[str]) -> Probabilities:
+        return self.infer(self.tokenize(texts))
 
-def _session_options(threads: int) -> object:
+
+def _session_options(threads: int, spinning: bool) -> object:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads if threads > 0 else (os.cpu_count() or 1)
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # idle intra-op threads sleep instead of busy-waiting: in a worker the event loop and
+    # the Kafka clients need those cycles (settings.ort_spinning)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return opts
 
 
@@ -177,13 +223,14 @@ def _canonical_columns(manifest: ModelManifest) -> list[int]:
 
 def classifier_for(settings: Settings) -> OnnxClassifier:
     """The classifier the settings name: BRANDMON_MODEL_PATH (default: the shipped model),
-    _MODEL_VARIANT, _EXECUTION_PROVIDER, _ORT_THREADS and _MICRO_BATCH."""
+    _MODEL_VARIANT, _EXECUTION_PROVIDER, _ORT_THREADS, _ORT_SPINNING and _MICRO_BATCH."""
     return load_classifier(
         settings.resolved_model_path,
         variant=settings.model_variant,
         provider=settings.execution_provider,
         threads=settings.ort_threads,
         micro_batch=settings.micro_batch,
+        spinning=settings.ort_spinning,
     )
 
 
@@ -194,8 +241,14 @@ def load_classifier(
     provider: str = "cpu",
     threads: int = 0,
     micro_batch: int = 32,
+    spinning: bool = False,
 ) -> OnnxClassifier:
     """Load the model folder made by `brandmon export` (manifest.json + ONNX + tokenizer.json)."""
     return OnnxClassifier(
-        model_dir, variant=variant, provider=provider, threads=threads, micro_batch=micro_batch
+        model_dir,
+        variant=variant,
+        provider=provider,
+        threads=threads,
+        micro_batch=micro_batch,
+        spinning=spinning,
     )

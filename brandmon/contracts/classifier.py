@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -29,6 +29,20 @@ class Classifier(Protocol):
 
     def predict_proba(self, texts: Sequence[str]) -> Probabilities:
         """(len(texts), 3) probabilities for negative, neutral, positive."""
+        ...
+
+
+@runtime_checkable
+class StagedClassifier(Classifier, Protocol):
+    """A classifier whose two steps can be timed apart: `predict_proba(texts)` is
+    `infer(tokenize(texts))`. The score stage times each step when a classifier offers them."""
+
+    def tokenize(self, texts: Sequence[str]) -> Any:
+        """The model's input for `texts` (token ids): cheap, CPU-bound Python and Rust."""
+        ...
+
+    def infer(self, encoded: Any) -> Probabilities:
+        """Probabilities for what `tokenize` returned: the model's forward pass."""
         ...
 
 

@@ -31,6 +31,9 @@ def test_the_dashboard_covers_the_pipeline() -> None:
     assert "brandmon_brand_negative_share" in exprs  # negative share per brand
     assert "sum by (severity, action) (increase(brandmon_alerts_total" in exprs  # timeline
     assert "brandmon_model_info" in exprs  # model in use
+    # where a batch's time goes: every stage, mean and p95
+    assert "sum by (stage) (rate(brandmon_batch_stage_seconds_sum" in exprs
+    assert "sum by (le, stage) (rate(brandmon_batch_stage_seconds_bucket" in exprs
 
 
 def test_panels_have_unique_ids_titles_and_do_not_overlap() -> None:

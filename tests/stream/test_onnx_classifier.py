@@ -79,3 +79,36 @@ def test_cuda_provider_runs_the_model_when_a_gpu_is_present(tiny_model_dir: Path
     assert clf.provider == "CUDAExecutionProvider"
     cpu = load_classifier(tiny_model_dir, variant="fp32").predict_proba(TEXTS)
     np.testing.assert_allclose(clf.predict_proba(TEXTS), cpu, atol=2e-2)
+
+
+def test_tokenize_then_infer_is_predict_proba(tiny_model_dir: Path) -> None:
+    clf = load_classifier(tiny_model_dir, micro_batch=2)
+    ids = clf.tokenize(TEXTS)
+    assert [len(x) for x in ids] == [len(x) for x in clf._encode(TEXTS)]
+    np.testing.assert_allclose(clf.infer(ids), clf.predict_proba(TEXTS), atol=1e-6)
+    assert clf.tokenize([]) == [] and clf.infer([]).shape == (0, 3)
+
+
+@pytest.mark.parametrize("spinning", [False, True])
+def test_intra_op_spinning_follows_the_setting(tiny_model_dir: Path, spinning: bool) -> None:
+    clf = load_classifier(tiny_model_dir, threads=2, spinning=spinning)
+    options = clf._session.get_session_options()
+    entry = options.get_session_config_entry("session.intra_op.allow_spinning")
+    assert entry == ("1" if spinning else "0")
+    assert clf.threads == options.intra_op_num_threads == 2
+
+
+def test_micro_batches_are_cut_where_the_padding_saved_is_worth_a_call() -> None:
+    from brandmon.stream.classifier import plan_micro_batches
+
+    # one long text among short ones: it gets a call of its own
+    assert plan_micro_batches([5, 5, 6, 6, 60], most=32, call_cost=16) == [4, 5]
+    # similar lengths: one call, whatever the padding
+    assert plan_micro_batches([20, 21, 22, 23], most=32, call_cost=16) == [4]
+    # never more than `most` rows per call, every row in exactly one call
+    ends = plan_micro_batches(list(range(1, 71)), most=32, call_cost=16)
+    sizes = [b - a for a, b in zip([0, *ends], ends, strict=False)]
+    assert ends[-1] == 70 and max(sizes) <= 32
+    # a prohibitive call cost gives the fewest calls
+    assert len(plan_micro_batches(list(range(1, 71)), most=32, call_cost=1e9)) == 3
+    assert plan_micro_batches([], most=32, call_cost=16) == []

@@ -173,3 +173,31 @@ def test_poison_records_are_dead_lettered_and_the_posts_behind_them_scored() -> 
     ]
     for _, letter in result.dead:  # every dead letter can be written and read back
         assert type(letter).model_validate_json(letter.model_dump_json()) == letter
+
+
+class TwoStepClassifier(FakeClassifier):
+    """The fake, offering tokenize and infer apart as the ONNX classifier does."""
+
+    def tokenize(self, texts: Sequence[str]) -> list[str]:
+        return list(texts)
+
+    def infer(self, encoded: list[str]) -> Probabilities:
+        return self.predict_proba(encoded)
+
+
+def _stage_count(metrics: Metrics, stage: str) -> float | None:
+    return metrics.registry.get_sample_value("brandmon_batch_stage_seconds_count", {"stage": stage})
+
+
+def test_each_batch_times_parsing_tokenization_and_inference_apart() -> None:
+    s, metrics = scorer(TwoStepClassifier())
+    s.score([rec(0, good(0)), rec(1, b"not json")])
+    for stage in ("parse", "tokenize", "inference"):
+        assert _stage_count(metrics, stage) == 1, stage
+
+
+def test_a_classifier_without_two_steps_is_timed_as_inference() -> None:
+    s, metrics = scorer(FakeClassifier())
+    s.score([rec(0, good(0))])
+    assert _stage_count(metrics, "inference") == 1
+    assert _stage_count(metrics, "tokenize") is None
