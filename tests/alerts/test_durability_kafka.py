@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from brandmon.kafka_io import JsonProducer, ensure_topics
 from brandmon.settings import Settings
 from tests.alerts.streams import traffic
-from tests.helpers import ALERT_WORKER, WorkerProcess, read_topic
+from tests.helpers import WorkerProcess, read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -42,29 +42,16 @@ def _values(records: list) -> list[dict]:  # type: ignore[type-arg]
 
 
 def test_sigkill_right_after_each_trigger_gives_one_trigger_and_one_resolve(
-    topic_env: dict[str, str], test_settings: Settings, tmp_path: Path
+    test_settings: Settings, alert_worker_factory: Any
 ) -> None:
-    from brandmon.broker import free_port
-
     settings = test_settings
     ensure_topics(settings, [settings.topic_scored, settings.topic_alerts])
-    env = {
-        **topic_env,
-        "BRANDMON_ALERTS_WEB_PORT": str(free_port()),
-        "BRANDMON_ALERTS__QUIET_SECONDS": "180",
-    }
     brands = [f"brand{k}" for k in range(ROUNDS)]
     workers: list[WorkerProcess] = []
 
     def start() -> WorkerProcess:
-        worker = WorkerProcess(
-            env,
-            log_path=tmp_path / f"alerts-{len(workers)}.log",
-            command=ALERT_WORKER,
-            port_var="BRANDMON_ALERTS_WEB_PORT",
-        )
+        worker = alert_worker_factory(BRANDMON_ALERTS__QUIET_SECONDS="180")
         workers.append(worker)
-        worker.start()
         return worker
 
     try:
@@ -92,7 +79,7 @@ def test_sigkill_right_after_each_trigger_gives_one_trigger_and_one_resolve(
         got = _alerts(settings, resolved)
     finally:
         for worker in workers:
-            worker.kill()
+            worker.kill()  # the fixture would only at the end of the test
 
     by_brand: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for alert in got:

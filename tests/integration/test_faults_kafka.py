@@ -91,6 +91,17 @@ def _produce_in_background(settings: Settings, rate: float) -> threading.Thread:
     return thread
 
 
+def _two_workers_then_posts(workers: list[WorkerProcess], settings: Settings) -> threading.Thread:
+    """Both workers ready and sharing the partitions, then posts flowing for 4 s."""
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.wait_ready()
+    producing = _produce_in_background(settings, rate=600)
+    time.sleep(4)
+    return producing
+
+
 def _restart(broker: LocalBroker, down: float = 3.0) -> None:
     broker.stop()
     time.sleep(down)
@@ -135,12 +146,7 @@ def test_broker_restart_while_posts_are_in_flight(env, broker, workers, monkeypa
 def test_a_worker_sigkilled_mid_stream_loses_nothing(env, workers, monkeypatch):
     settings = _settings(env, monkeypatch)
     ensure_topics(settings, [settings.topic_posts])
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.wait_ready()
-    producing = _produce_in_background(settings, rate=600)
-    time.sleep(4)
+    producing = _two_workers_then_posts(workers, settings)
     workers[1].kill()  # SIGKILL: its partitions move to the survivor after the session timeout
     producing.join(200)
     _assert_all_scored_and_committed(settings, workers[0])
@@ -149,12 +155,7 @@ def test_a_worker_sigkilled_mid_stream_loses_nothing(env, workers, monkeypatch):
 def test_sigkill_and_broker_restart_together_lose_nothing(env, broker, workers, monkeypatch):
     settings = _settings(env, monkeypatch)
     ensure_topics(settings, [settings.topic_posts])
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.wait_ready()
-    producing = _produce_in_background(settings, rate=600)
-    time.sleep(4)
+    producing = _two_workers_then_posts(workers, settings)
     workers[1].kill()
     time.sleep(2)
     _restart(broker)
