@@ -51,11 +51,11 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError
-from aiokafka.helpers import create_ssl_context
 from pydantic import ValidationError
 
 from brandmon.alert_settings import AlertSettings
 from brandmon.alerts.notifiers import DeliveryError, Notifier, configured_channels
+from brandmon.broker_probe import aiokafka_config
 from brandmon.contracts.alerts import Alert
 from brandmon.metrics import Metrics
 from brandmon.redaction import log_safe
@@ -353,25 +353,6 @@ class ChannelWorker:
             )
 
 
-def kafka_client_config(settings: Settings) -> dict[str, Any]:
-    """aiokafka connection settings (servers, TLS, SASL) from brandmon's settings."""
-    protocol = settings.security_protocol
-    conf: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap_servers.split(","),
-        "security_protocol": protocol,
-    }
-    if protocol in ("SSL", "SASL_SSL"):
-        conf["ssl_context"] = create_ssl_context(
-            cafile=settings.ssl_cafile, certfile=settings.ssl_certfile, keyfile=settings.ssl_keyfile
-        )
-    if protocol.startswith("SASL_"):
-        password = settings.sasl_password
-        conf["sasl_mechanism"] = settings.sasl_mechanism or "PLAIN"
-        conf["sasl_plain_username"] = settings.sasl_username
-        conf["sasl_plain_password"] = password.get_secret_value() if password else None
-    return conf
-
-
 class DeadLetterTopicError(RuntimeError):
     """The alerts dead-letter topic cannot be written (missing, not authorized, ...)."""
 
@@ -458,7 +439,7 @@ class NotifierDispatcher:
         settings = self._settings
         self._client = httpx.AsyncClient(timeout=settings.alerts.notifier_timeout_seconds)
         stack.push_async_callback(self._close_client)
-        kafka = kafka_client_config(settings)
+        kafka = aiokafka_config(settings)
         self._producer = AIOKafkaProducer(**kafka, acks="all", enable_idempotence=True)
         await self._producer.start()
         stack.push_async_callback(self._producer.stop)

@@ -11,6 +11,7 @@ touches the score agent's offsets.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 
 import faust
@@ -76,6 +77,9 @@ def run_alert_worker(settings: Settings) -> None:
         settings.bootstrap_servers,
         settings.alerts.bucket_seconds,
     )
+    # a crash in native code (librdkafka, ONNX Runtime) leaves the Python stacks in the log
+    # instead of a silent exit
+    faulthandler.enable()
     faust.Worker(
         app, loglevel=settings.log_level.lower(), override_logging=True
     ).execute_from_commandline()

@@ -43,8 +43,8 @@ from typing import Any
 
 from faust.types import EventT, StreamT, TopicT
 
+from brandmon.broker_probe import BrokerProbe
 from brandmon.delivery import Deliverer, Exists, Output, Send
-from brandmon.kafka_io import admin
 from brandmon.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -357,16 +357,9 @@ def faust_send(topics: dict[str, TopicT]) -> Send:
 
 def topic_exists(settings: Settings) -> Exists:
     """An `Exists` for the Deliverer: ask the broker (None when it cannot tell)."""
-
-    def ask(topic: str) -> bool | None:
-        try:
-            metadata = admin(settings).list_topics(topic, timeout=5)
-        except Exception:  # the broker cannot be asked: unknown, keep retrying
-            return None
-        found = metadata.topics.get(topic)
-        return found is not None and found.error is None
+    probe = BrokerProbe(settings)
 
     async def exists(topic: str) -> bool | None:
-        return await asyncio.get_running_loop().run_in_executor(None, ask, topic)
+        return await probe.topic_exists(topic)
 
     return exists

@@ -23,6 +23,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from brandmon.batches import Progress
+from brandmon.broker_probe import BrokerProbe
 from brandmon.kafka_io import admin
 from brandmon.metrics import Metrics
 from brandmon.settings import Settings
@@ -140,7 +141,7 @@ def add_health(health: Health) -> None:
     """Serve /metrics, /live and /ready, and measure lag every LAG_INTERVAL seconds."""
     app, metrics = health.app, health.metrics
     started = time.monotonic()
-    client = admin(health.settings)  # one client for the worker's life
+    probe = BrokerProbe(health.settings)  # aiokafka, never librdkafka: see brandmon.broker_probe
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
@@ -161,11 +162,8 @@ def add_health(health: Health) -> None:
 
     @app.timer(LAG_INTERVAL)
     async def lag_monitor() -> None:
-        loop = asyncio.get_running_loop()
         try:
-            lag = await loop.run_in_executor(
-                None, measure_lag, health.settings, health.group, health.topic, client
-            )
+            lag = await probe.lag(health.group, health.topic)
         except Exception as exc:  # a failed measurement keeps the last values; never stops work
             log.warning("could not measure consumer lag of %s: %r", health.topic, exc)
             lag = health.lag

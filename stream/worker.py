@@ -15,6 +15,7 @@ without committing past the last delivered record (brandmon/batches.py).
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 from dataclasses import dataclass
 
@@ -93,6 +94,9 @@ def run_worker(settings: Settings) -> None:
         settings.max_batch,
         settings.max_wait,
     )
+    # a crash in native code (librdkafka, ONNX Runtime) leaves the Python stacks in the log
+    # instead of a silent exit
+    faulthandler.enable()
     faust_worker = faust.Worker(
         worker.app, loglevel=settings.log_level.lower(), override_logging=True
     )

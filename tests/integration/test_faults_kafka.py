@@ -117,6 +117,11 @@ def _assert_all_scored_and_committed(settings: Settings, survivor: WorkerProcess
 
     read_topic(settings, settings.topic_scored, timeout=SETTLE_TIMEOUT, until=all_seen)
     missing = {f"p{i}" for i in range(POSTS)} - ids
+    # a worker that died (a segfault in native code once did, silently) says so first
+    assert survivor.alive(), (
+        f"the worker exited with status {survivor.proc.poll() if survivor.proc else None}",
+        survivor.log()[-3000:],
+    )
     assert not missing, (len(missing), sorted(missing)[:10], survivor.log()[-3000:])
     deadline = time.monotonic() + 60
     lag: dict[int, int] = {}
