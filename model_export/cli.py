@@ -1,4 +1,4 @@
-"""The model commands of `brandmon`: export, train and evaluate.
+"""The model commands of `brandmon`: export, train, evaluate and compare.
 
 Only typer and the standard library are imported here; torch, transformers and optimum are
 imported inside the commands, so `brandmon --help` and the stream never need them. Every
@@ -312,8 +312,120 @@ def evaluate_command(
         render(report)
 
 
+# ---------------------------------------------------------------------------------- compare
+
+
+def _require_model_folder(folder: Path, which: str) -> None:
+    """A clear usage error unless `folder` holds a manifest (then the loader checks the rest)."""
+    from brandmon.contracts.manifest import MANIFEST_NAME
+
+    if not folder.is_dir():
+        raise typer.BadParameter(
+            f"{folder} is not a folder: give a model folder made by `brandmon export`",
+            param_hint=which,
+        )
+    if not (folder / MANIFEST_NAME).is_file():
+        raise typer.BadParameter(
+            f"{folder} has no {MANIFEST_NAME}: it is not a model folder made by `brandmon export`",
+            param_hint=which,
+        )
+
+
+def compare_command(
+    old: Annotated[
+        Path,
+        typer.Argument(metavar="OLD", help="The model in use: a folder made by `brandmon export`."),
+    ],
+    new: Annotated[Path, typer.Argument(metavar="NEW", help="The candidate model folder.")],
+    data: Annotated[
+        list[Path],
+        typer.Option("--data", "-d", help="Labelled JSONL ({text, label}); repeat for more files."),
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the comparison as JSON only.")
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write report.md, compare.json and confusion PNGs here."),
+    ] = None,
+    resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 13,
+    confidence: Annotated[
+        float, typer.Option(min=0.5, max=0.999, help="Confidence level of the intervals.")
+    ] = 0.95,
+    alpha: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="McNemar p-value below which a split counts.")
+    ] = 0.05,
+    max_recall_drop: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Most a class's recall may drop for 'promote' (0.02 = 2 points)."
+        ),
+    ] = 0.02,
+    examples: Annotated[int, typer.Option(min=0, help="Disagreeing rows shown per file.")] = 20,
+    variant: Annotated[
+        str, typer.Option(help="ONNX variant of both: auto, int8, fp32, fp16.")
+    ] = "auto",
+    threads: Annotated[
+        int, typer.Option(min=0, help="ONNX Runtime threads; 0 = one per core.")
+    ] = 0,
+    micro_batch: Annotated[int, typer.Option(min=1, help="Texts per ONNX Runtime call.")] = 32,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Use only the first N rows of each file.")
+    ] = None,
+) -> None:
+    """Compare two exported models on the same labelled rows: figures with paired bootstrap
+    intervals, an exact McNemar test, their disagreements and a promote/keep recommendation."""
+    import json
+
+    from brandmon.contracts.manifest import ManifestError
+    from brandmon.model_export.compare import (
+        CompareError,
+        CompareOptions,
+        ModelSide,
+        Thresholds,
+        compare_models,
+        render_terminal,
+        write_report,
+    )
+    from brandmon.model_export.data import DataFileError
+    from brandmon.stream.classifier import load_classifier
+
+    if variant not in {"auto", "int8", "fp32", "fp16"}:
+        raise typer.BadParameter("use auto, int8, fp32 or fp16", param_hint="--variant")
+    for path in data:
+        _require_file(path, "--data")
+    sides = []
+    for folder, which in ((old, "OLD"), (new, "NEW")):
+        _require_model_folder(folder, which)
+        try:  # the classifier the score worker runs, as `brandmon evaluate` does
+            classifier = load_classifier(
+                folder, variant=variant, threads=threads, micro_batch=micro_batch
+            )
+        except ManifestError as exc:
+            raise _fail(f"{which} model: {exc}", EXIT_USAGE) from exc
+        labels = classifier.manifest.canonical_labels
+        sides.append(ModelSide(classifier, labels, classifier.model_file.name))
+    options = CompareOptions(
+        resamples, seed, confidence, examples, limit, Thresholds(alpha, max_recall_drop)
+    )
+    try:
+        comparison = compare_models(sides[0], sides[1], data, options)
+    except (CompareError, DataFileError) as exc:
+        raise _fail(str(exc), EXIT_USAGE) from exc
+    if report is not None:
+        path = write_report(comparison, report)
+        if not as_json:
+            typer.echo(f"report written to {path}", err=True)
+    if as_json:
+        typer.echo(json.dumps(comparison.as_dict(), indent=2))
+    else:
+        render_terminal(comparison)
+
+
 def register(app: typer.Typer) -> None:
     """Add the model commands to the `brandmon` app."""
     app.command("export")(export_command)
     app.command("train")(train_command)
     app.command("evaluate")(evaluate_command)
+    app.command("compare")(compare_command)

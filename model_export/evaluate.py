@@ -63,14 +63,22 @@ def choose_classes(data: LabelledSet, model_labels: Sequence[str]) -> tuple[str,
     return CANONICAL_LABELS
 
 
+def predicted_labels(
+    data: LabelledSet, probs: np.ndarray, classes: Sequence[str]
+) -> tuple[list[int], list[str]]:
+    """The rows of `data` whose label is one of `classes`, and the label predicted for each
+    of them (the argmax over the columns of `classes` only)."""
+    keep = [i for i, label in enumerate(data.labels) if label in classes]
+    return keep, argmax_labels(probs[keep], CANONICAL_LABELS, allowed=classes)
+
+
 def score_dataset(
     data: LabelledSet, probs: np.ndarray, classes: Sequence[str]
 ) -> tuple[ClassificationReport, int]:
     """Quality of `probs` against `data`; neutral rows are left out (and counted) when the
     comparison is binary."""
-    keep = [i for i, label in enumerate(data.labels) if label in classes]
+    keep, pred = predicted_labels(data, probs, classes)
     true = [data.labels[i] for i in keep]
-    pred = argmax_labels(probs[keep], CANONICAL_LABELS, allowed=classes)
     return compute_metrics(true, pred, classes), len(data.labels) - len(keep)
 
 

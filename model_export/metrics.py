@@ -2,13 +2,17 @@
 
 All figures follow the usual definitions: per-class precision = TP / predicted, recall =
 TP / true, F1 their harmonic mean (0 when both are 0); macro figures are unweighted means
-over the classes given.
+over the classes given. `stacked_scores` computes the same figures for a stack of confusion
+matrices at once (numpy), for bootstrap resamples.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
 
 
 @dataclass(frozen=True)
@@ -107,3 +111,41 @@ def compute_metrics(
         f1 = _ratio(2 * precision * recall, precision + recall)
         per_class[name] = ClassScores(precision, recall, f1, actual)
     return ClassificationReport(list(classes), matrix, per_class)
+
+
+@dataclass(frozen=True)
+class StackedScores:
+    """The figures of `compute_metrics` for each of a stack of confusion matrices: arrays of
+    shape (matrices,) or (matrices, classes), classes in the matrices' order."""
+
+    accuracy: NDArray[np.float64]
+    precision: NDArray[np.float64]
+    recall: NDArray[np.float64]
+    f1: NDArray[np.float64]
+
+    @property
+    def macro_recall(self) -> NDArray[np.float64]:
+        return self.recall.mean(axis=1)
+
+    @property
+    def macro_f1(self) -> NDArray[np.float64]:
+        return self.f1.mean(axis=1)
+
+
+def _safe_ratio(num: NDArray[np.float64], den: NDArray[np.float64]) -> NDArray[np.float64]:
+    """num / den, 0 where den is 0 (as `_ratio`)."""
+    out = np.zeros(np.broadcast(num, den).shape, dtype=np.float64)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def stacked_scores(confusions: NDArray[np.int64]) -> StackedScores:
+    """Accuracy and per-class precision/recall/F1 of each matrix in `confusions`, shape
+    (matrices, classes, classes) with confusions[m, true, predicted] counts."""
+    counts = confusions.astype(np.float64)
+    tp = np.diagonal(counts, axis1=1, axis2=2)
+    precision = _safe_ratio(tp, counts.sum(axis=1))
+    recall = _safe_ratio(tp, counts.sum(axis=2))
+    f1 = _safe_ratio(2 * precision * recall, precision + recall)
+    accuracy = _safe_ratio(tp.sum(axis=1), counts.sum(axis=(1, 2)))
+    return StackedScores(accuracy, precision, recall, f1)

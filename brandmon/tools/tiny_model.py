@@ -69,10 +69,13 @@ def make_tiny_checkpoint(
     labels: Sequence[str] = ("NEGATIVE", "POSITIVE"),
     seed: int = 0,
     head_scale: float = 1.0,
+    weight_std: float | None = None,
 ) -> Path:
     """Write a random DistilBertForSequenceClassification (dim 32, 2 layers) and its tokenizer
     to `path`; return `path`. `head_scale` sets the classifier heads' init std so that logits
-    are spread out and int8 rounding rarely flips a prediction."""
+    are spread out and int8 rounding rarely flips a prediction. With the default init every
+    text gets the same label; `weight_std` (e.g. 0.3) redraws every weight matrix with that
+    std, so that the label depends on the text (for tests that compare predictions)."""
     import torch
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
@@ -91,6 +94,10 @@ def make_tiny_checkpoint(
     torch.manual_seed(seed)
     model = DistilBertForSequenceClassification(config).eval()
     with torch.no_grad():
+        if weight_std is not None:
+            for weight in model.parameters():
+                if weight.dim() == 2:
+                    weight.normal_(0.0, weight_std)
         for layer in (model.pre_classifier, model.classifier):
             layer.weight.normal_(0.0, head_scale)
     path.mkdir(parents=True, exist_ok=True)
