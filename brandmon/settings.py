@@ -123,6 +123,21 @@ class Settings(BaseSettings):
 
     alerts: AlertSettings = AlertSettings()
 
+    # --- labeling: Label Studio (`brandmon label serve/export/import`) -----------------------
+    #: Where Label Studio answers; `brandmon label serve` starts one there.
+    label_studio_url: str = "http://127.0.0.1:8080"
+    #: API token: a legacy token (what `label serve` sets up) or a personal access token.
+    label_studio_token: SecretStr | None = None
+    #: Label Studio's own virtual environment (`make label-studio` creates it).
+    label_studio_venv: Path = Path("~/.cache/brandmon/label-studio-venv")
+    #: SQLite database, uploads and exports of the local server.
+    label_studio_data_dir: Path = Path(".brandmon/label-studio")
+    #: Admin user `label serve` creates on the first start of a data folder.
+    label_studio_username: str = "admin@brandmon.local"
+    label_studio_password: SecretStr | None = None
+    #: Project that `label export` fills and `label import` reads.
+    label_studio_project: str = "brandmon sentiment"
+
     @field_validator("bootstrap_servers")
     @classmethod
     def _servers_not_empty(cls, value: str) -> str:
@@ -162,6 +177,8 @@ class Settings(BaseSettings):
             self.alerts.pagerduty_routing_key,
             self.alerts.slack_webhook_url,
             self.alerts.webhook_url,
+            self.label_studio_token,
+            self.label_studio_password,
         )
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 

@@ -15,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from brandmon.model_export.labeling.commands import app as label_app
+
 #: Exit code for a failed export validation (typer itself uses 2 for bad options).
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -429,3 +431,4 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
     app.command("evaluate")(evaluate_command)
     app.command("compare")(compare_command)
+    app.add_typer(label_app, name="label")
