@@ -120,6 +120,18 @@ def export_command(
             "under models/ (model.onnx is deleted after validation).",
         ),
     ] = False,
+    fuse: Annotated[
+        bool,
+        typer.Option(
+            "--fuse/--no-fuse",
+            help="Rewrite the fp32 graph with ONNX Runtime's transformer optimizer "
+            "(attention, layer-norm and GELU fusions; BERT-family models) before int8 "
+            "quantization; the fused graph must pass the same checks (--atol, "
+            "--min-agreement, --max-drop). Off by default: on 2 AVX2 cores the fused int8 "
+            "dim-384 model ran 7% slower (239 vs 250 texts/s) and fused fp32 no faster "
+            "(docs/benchmarks.md).",
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Export a checkpoint to a validated brandmon ONNX model folder (fp32, int8, optional fp16)."""
@@ -156,6 +168,7 @@ def export_command(
         labelled_file=labelled,
         labelled_size=labelled_size,
         ship=ship,
+        fuse=fuse,
     )
     try:
         manifest = export_model(checkpoint, out, options)

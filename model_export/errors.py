@@ -52,3 +52,11 @@ class QuantizationAccuracyError(ExportError):
 
 class Fp16ConversionError(ExportError):
     """The fp16 (GPU) variant could not be made or disagrees with fp32."""
+
+
+class FusionError(ExportError):
+    """ONNX Runtime's transformer optimizer failed or found nothing to fuse in the graph."""
+
+
+class FusedLogitsMismatchError(LogitsMismatchError):
+    """The fused fp32 graph's logits differ from PyTorch's by more than the tolerance."""

@@ -4,7 +4,9 @@ Steps (each failure raises its own ExportError subclass, see errors.py):
 
 1. resolve the checkpoint (local folder; a hub id only where the hub answers) and map its
    labels onto the canon (labels.py);
-2. export fp32 ONNX with optimum and check its logits against PyTorch (atol);
+2. export fp32 ONNX with optimum and check its logits against PyTorch (atol); with `fuse`,
+   rewrite it with ONNX Runtime's transformer optimizer (attention, layer-norm and GELU
+   fusions for BERT-family models) and check the fused graph against PyTorch the same way;
 3. dynamic int8 quantization (per-channel weights; u8s8 for AVX-512 VNNI, u8u8 for AVX2) and
    check it predicts the fp32 label on enough sample texts, and loses at most `max_drop`
    accuracy and macro-recall on a labelled file when one is given;
@@ -38,6 +40,7 @@ from brandmon.contracts.manifest import (
     MANIFEST_NAME,
     TOKENIZER_NAME,
     FileEntry,
+    GraphInfo,
     ModelManifest,
     sha256_file,
 )
@@ -51,6 +54,8 @@ from brandmon.model_export.data import DataFileError, read_labelled, read_texts
 from brandmon.model_export.errors import (
     ExportError,
     Fp16ConversionError,
+    FusedLogitsMismatchError,
+    FusionError,
     LogitsMismatchError,
     OnnxExportError,
     QuantizationAccuracyError,
@@ -130,6 +135,9 @@ class ExportOptions:
     labelled_size: int = 2000
     ship: bool = False
     batch_size: int = 32
+    #: ONNX Runtime's transformer fusions before quantization; off because they made the int8
+    #: default model slower here (docs/benchmarks.md, "Graph fusion").
+    fuse: bool = False
 
 
 @dataclass
@@ -147,6 +155,9 @@ class ExportContext:
     validation: dict[str, Any] = field(default_factory=dict)
     variants: dict[str, str] = field(default_factory=dict)
     inputs: list[str] = field(default_factory=list)
+    graph: GraphInfo = field(default_factory=GraphInfo)
+    #: PyTorch's logits on the sample texts, computed once for every fp32 check.
+    reference: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------- progress
@@ -290,24 +301,76 @@ def export_fp32(ctx: ExportContext) -> None:
     ctx.variants["fp32"] = FP32_FILE
 
 
-def validate_fp32(ctx: ExportContext, texts: Sequence[str]) -> None:
-    """fp32 ONNX logits must equal PyTorch's within atol on every sample text."""
-    with step(f"checking fp32 logits against PyTorch on {len(texts)} texts"):
-        ref = batched_logits(torch_runner(ctx.model), ctx.tokenizer, texts, ctx.options)
+def validate_fp32(ctx: ExportContext, texts: Sequence[str], key: str = "fp32_vs_pytorch") -> None:
+    """fp32 ONNX logits must equal PyTorch's within atol on every sample text; the result is
+    recorded under validation[key]."""
+    fused = ctx.graph.fused
+    what = "fused fp32" if fused else "fp32"
+    with step(f"checking {what} logits against PyTorch on {len(texts)} texts"):
+        if ctx.reference is None:
+            ctx.reference = batched_logits(
+                torch_runner(ctx.model), ctx.tokenizer, texts, ctx.options
+            )
+        ref = ctx.reference
         got = batched_logits(onnx_runner(ctx.work / FP32_FILE), ctx.tokenizer, texts, ctx.options)
     if ref.shape != got.shape:
         raise LogitsMismatchError(f"ONNX logits have shape {got.shape}, PyTorch {ref.shape}")
     diff = float(np.abs(ref - got).max())
-    ctx.validation["fp32_vs_pytorch"] = {
-        "texts": len(texts),
-        "max_abs_diff": diff,
-        "atol": ctx.options.atol,
-    }
-    if not diff <= ctx.options.atol:
-        raise LogitsMismatchError(
-            f"fp32 ONNX logits differ from PyTorch by up to {diff:.2e} (allowed "
-            f"{ctx.options.atol:.0e}): try another --opset, or raise --atol if you accept it"
+    ctx.validation[key] = {"texts": len(texts), "max_abs_diff": diff, "atol": ctx.options.atol}
+    if diff <= ctx.options.atol:
+        return
+    if fused:
+        raise FusedLogitsMismatchError(
+            f"the fused fp32 graph's logits differ from PyTorch by up to {diff:.2e} (allowed "
+            f"{ctx.options.atol:.0e}; the unfused graph passed): export with --no-fuse, or "
+            "raise --atol if you accept it"
         )
+    raise LogitsMismatchError(
+        f"fp32 ONNX logits differ from PyTorch by up to {diff:.2e} (allowed "
+        f"{ctx.options.atol:.0e}): try another --opset, or raise --atol if you accept it"
+    )
+
+
+def attention_shape(config: Any) -> tuple[int, int]:
+    """(attention heads, hidden size) of a BERT-family config; 0 where the config does not
+    say, which lets the optimizer read them off the graph."""
+    heads = getattr(config, "n_heads", None) or getattr(config, "num_attention_heads", 0)
+    hidden = getattr(config, "dim", None) or getattr(config, "hidden_size", 0)
+    return int(heads or 0), int(hidden or 0)
+
+
+def fuse_fp32(ctx: ExportContext) -> None:
+    """Rewrite model.onnx with ONNX Runtime's transformer optimizer for BERT-family models:
+    Attention, (Skip/Embed)LayerNormalization and BiasGelu fusions. opt_level 1 (ORT's basic,
+    hardware-independent rewrites first) keeps the file portable across CPUs."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    heads, hidden = attention_shape(ctx.model.config)
+    path = ctx.work / FP32_FILE
+    with step("fusing attention and layer norms (onnxruntime.transformers)"):
+        try:
+            optimized = optimize_model(
+                str(path),
+                model_type="bert",
+                num_heads=heads,
+                hidden_size=hidden,
+                opt_level=1,
+                use_gpu=False,
+            )
+            stats = optimized.get_fused_operator_statistics()
+        except Exception as exc:  # the optimizer raises many types; all mean "not fused"
+            raise FusionError(
+                f"ONNX Runtime's transformer optimizer failed on {ctx.architecture}: {exc}; "
+                "export with --no-fuse"
+            ) from exc
+        fusions = {op: int(count) for op, count in sorted(stats.items()) if count}
+        if not fusions.get("Attention"):
+            raise FusionError(
+                f"ONNX Runtime's transformer optimizer fused no attention in "
+                f"{ctx.architecture} (it knows BERT-family graphs): export with --no-fuse"
+            )
+        optimized.save_model_to_file(str(path))
+    ctx.graph = GraphInfo(fused=True, fusions=fusions)
 
 
 def quantize_int8(ctx: ExportContext) -> None:
@@ -322,6 +385,12 @@ def quantize_int8(ctx: ExportContext) -> None:
 
     isa = resolve_isa(ctx.options.quantize)
     reduce_range = isa != "avx512_vnni"
+    extra: dict[str, Any] = {"MatMulConstBOnly": True}
+    if ctx.graph.fused:
+        import onnx
+
+        # the contrib ops of a fused graph carry no type information the quantizer can read
+        extra["DefaultTensorType"] = onnx.TensorProto.FLOAT
     with step(f"quantizing to int8 ({isa}, per-channel)"), _quiet_root_logger():
         quantize_dynamic(
             str(ctx.work / FP32_FILE),
@@ -329,7 +398,7 @@ def quantize_int8(ctx: ExportContext) -> None:
             per_channel=True,
             reduce_range=reduce_range,
             weight_type=QuantType.QInt8,
-            extra_options={"MatMulConstBOnly": True},
+            extra_options=extra,
         )
     ctx.variants["int8"] = INT8_FILE
     ctx.validation["int8_kernels"] = isa
@@ -467,6 +536,7 @@ def write_manifest(ctx: ExportContext, name: str) -> ModelManifest:
         variants=ctx.variants,
         files=files,
         validation=ctx.validation,
+        graph=ctx.graph,
         tools=tool_versions(),
     )
     (ctx.work / MANIFEST_NAME).write_text(
@@ -511,6 +581,9 @@ def _run_steps(ctx: ExportContext, name: str) -> ModelManifest:
     )
     load_checkpoint(ctx)
     export_fp32(ctx)
+    if opts.fuse:
+        validate_fp32(ctx, texts, key="fp32_unfused_vs_pytorch")
+        fuse_fp32(ctx)
     validate_fp32(ctx, texts)
     if opts.quantize != "none":
         quantize_int8(ctx)

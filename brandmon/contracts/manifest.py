@@ -32,6 +32,19 @@ class FileEntry(BaseModel):
     bytes: int
 
 
+class GraphInfo(BaseModel):
+    """How the ONNX graphs were optimised at export time. Manifests written before this
+    field existed describe unfused graphs, which is what the default says."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: True when ONNX Runtime's transformer optimizer rewrote the fp32 graph (and so the
+    #: int8 graph quantized from it).
+    fused: bool = False
+    #: Fused operator -> how many the optimizer made, e.g. {"Attention": 6}.
+    fusions: dict[str, int] = Field(default_factory=dict)
+
+
 class ModelManifest(BaseModel):
     """What a model folder contains and how its outputs map onto canonical labels."""
 
@@ -55,6 +68,7 @@ class ModelManifest(BaseModel):
     #: Every file of the folder (except this manifest) with its checksum.
     files: dict[str, FileEntry] = Field(default_factory=dict)
     validation: dict[str, object] = Field(default_factory=dict)
+    graph: GraphInfo = Field(default_factory=GraphInfo)
     tools: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
