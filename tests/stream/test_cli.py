@@ -32,6 +32,8 @@ def test_help_lists_a_command_per_user_task() -> None:
         "export",
         "train",
         "evaluate",
+        "compare",
+        "label",
         "alerts",
     ):
         assert re.search(rf"^\W*{command}\s", result.output, re.MULTILINE), command
