@@ -364,6 +364,13 @@ def bench(
             "--classifier-only", help="Only the classifier (and --reference): no broker needed."
         ),
     ] = False,
+    scale_out: Annotated[
+        str | None,
+        typer.Option(
+            help="Also measure full-rate throughput with these worker counts, e.g. 1,2 "
+            "(each worker gets cores/workers ONNX Runtime threads).",
+        ),
+    ] = None,
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
     """Benchmark the classifier alone and the pipeline through the real broker and worker;
@@ -375,6 +382,7 @@ def bench(
         sample = load_texts(texts, posts)
     except DataFileError as exc:
         raise typer.BadParameter(str(exc), param_hint="--texts") from exc
+    counts = _worker_counts(scale_out)
     settings = _settings()
     if not classifier_only:
         _require_broker(settings)
@@ -386,11 +394,28 @@ def bench(
         half_rate_posts,
         repeats=repeats,
         classifier_only=classifier_only,
+        scale_out=counts,
     )
     text = json.dumps(result, indent=2)
     print(text)
     if output is not None:
         output.write_text(text + "\n")
+
+
+def _worker_counts(value: str | None) -> tuple[int, ...]:
+    """--scale-out "1,2" as (1, 2); a clear error for anything else."""
+    if not value:
+        return ()
+    try:
+        counts = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise typer.BadParameter(
+            f"{value!r} is not a list of worker counts; give positive integers such as 1,2",
+            param_hint="--scale-out",
+        )
+    return counts
 
 
 def register(app: typer.Typer) -> None:

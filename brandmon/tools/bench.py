@@ -340,6 +340,45 @@ def bench_end_to_end(settings: Settings, texts: list[str], half_rate_posts: int)
         worker.stop()
 
 
+def bench_scale_out(
+    settings: Settings, texts: list[str], worker_counts: Sequence[int]
+) -> dict[str, Any]:
+    """Throughput at full rate with 1, 2, ... workers of one group sharing the posts topic's
+    partitions (`topic_partitions`), each worker with cores / workers ONNX Runtime threads
+    (unless BRANDMON_ORT_THREADS is set), so the workers share the cores instead of
+    oversubscribing them."""
+    cores = os.cpu_count() or 1
+    runs: dict[str, Any] = {}
+    for count in worker_counts:
+        threads = settings.ort_threads or max(1, cores // count)
+        run = _bench_settings(settings).model_copy(update={"ort_threads": threads})
+        ensure_topics(run, [run.topic_posts, run.topic_scored, run.topic_dlq])
+        workers = [BenchWorker(run) for _ in range(count)]
+        try:
+            for worker in workers:
+                worker.wait_ready()
+            warm = _run_phase(run, texts[:200], None, f"warm{count}", timeout=120)
+            if warm["missing"]:
+                raise RuntimeError(f"warm-up of {count} workers lost posts: {warm}")
+            full = _run_phase(run, texts, None, f"scale{count}", timeout=600)
+        finally:
+            for worker in workers:
+                worker.stop()
+        runs[str(count)] = {
+            "workers": count,
+            "ort_threads_per_worker": threads,
+            "partitions": run.topic_partitions,
+            "posts_per_second": full["posts_per_second"],
+            "missing": full["missing"],
+            "latency_seconds": full["latency_seconds"],
+        }
+    base = runs[str(worker_counts[0])]["posts_per_second"]
+    for entry in runs.values():
+        rate = entry["posts_per_second"]
+        entry["speedup"] = round(rate / base, 2) if rate and base else None
+    return {"cores": cores, "runs": runs}
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     try:
@@ -371,6 +410,7 @@ def run_bench(
     *,
     repeats: int = 1,
     classifier_only: bool = False,
+    scale_out: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Every phase's figures as one JSON-able dict (see the module docstring)."""
     result: dict[str, Any] = {
@@ -390,6 +430,8 @@ def run_bench(
         result["reference"] = bench_reference(reference, texts[:reference_texts])
     if not classifier_only:
         result |= bench_end_to_end(settings, texts, half_rate_posts)
+    if scale_out and not classifier_only:
+        result["scale_out"] = bench_scale_out(settings, texts, scale_out)
     result["ratios"] = ratios(result)
     return result
 
