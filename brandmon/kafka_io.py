@@ -45,8 +45,14 @@ def check_broker(settings: Settings, timeout: float = 10.0) -> None:
         raise BrokerUnreachableError(f"no Kafka broker listed at {settings.bootstrap_servers}")
 
 
-def ensure_topics(settings: Settings, names: Iterable[str], partitions: int | None = None) -> None:
-    """Create the topics that do not exist yet (existing ones are left as they are)."""
+def ensure_topics(
+    settings: Settings,
+    names: Iterable[str],
+    partitions: int | None = None,
+    config: dict[str, str] | None = None,
+) -> None:
+    """Create the topics that do not exist yet (existing ones are left as they are), with the
+    topic `config` given (e.g. {"cleanup.policy": "compact"})."""
     client = admin(settings)
     try:
         existing = set(client.list_topics(timeout=10).topics)
@@ -55,7 +61,12 @@ def ensure_topics(settings: Settings, names: Iterable[str], partitions: int | No
             f"cannot list topics at {settings.bootstrap_servers}: is the broker running?"
         ) from exc
     wanted = [
-        NewTopic(name, partitions or settings.topic_partitions, settings.topic_replication)
+        NewTopic(
+            name,
+            partitions or settings.topic_partitions,
+            settings.topic_replication,
+            config=config or {},
+        )
         for name in dict.fromkeys(names)
         if name not in existing
     ]
@@ -104,12 +115,20 @@ class JsonProducer:
         value: bytes | dict[str, Any],
         key: str | bytes | None = None,
         headers: dict[str, str | bytes | None] | None = None,
+        partition: int | None = None,
     ) -> None:
         payload = value if isinstance(value, bytes) else json.dumps(value).encode()
+        # librdkafka picks the partition from the key unless one is given (-1: unassigned)
+        where = -1 if partition is None else partition
         while True:
             try:
                 self._producer.produce(
-                    topic, payload, key=key, headers=headers, on_delivery=self._on_delivery
+                    topic,
+                    payload,
+                    key=key,
+                    headers=headers,
+                    on_delivery=self._on_delivery,
+                    partition=where,
                 )
                 break
             except BufferError:  # local queue full: serve delivery reports, then retry

@@ -7,7 +7,7 @@ Names follow Prometheus conventions: counters end in `_total`, durations are in 
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 #: Inference of one batch on 2 CPU cores takes ~20-200 ms; GPUs go lower, long batches higher.
 INFERENCE_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -90,7 +90,20 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
-        self.model_info = Info("brandmon_model", "The model the worker scores with.", registry=r)
+        self.model_info = Gauge(
+            "brandmon_model_info",
+            "1 for each model the worker scores with (role champion; a promotion replaces the "
+            "series), with its execution provider.",
+            ["model_id", "model_version", "role", "provider"],
+            registry=r,
+        )
+        self.model_promotions = Counter(
+            "brandmon_model_promotions_total",
+            "Model promotions and rollbacks asked of the worker, by outcome: promoted, or why "
+            "the new model was refused (the old one keeps scoring).",
+            ["outcome"],
+            registry=r,
+        )
         # --- both stages: progress (what /ready reports) ---
         self.agent_stalled = Gauge(
             "brandmon_agent_stalled",

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     topic_alerts_dlq: str = "alerts.dlq"
     #: Records on the scored topic that the alert stage cannot read, with their reason.
     topic_scored_dlq: str = "posts.scored.dlq"
+    #: Compacted topic of model rollout requests (`brandmon model promote/rollback`), keyed by
+    #: the score workers' group (app_id); every worker of the group follows it
+    #: (docs/model-rollout.md). The score worker creates it at start.
+    topic_control: str = "brandmon.control"
     #: Partitions for topics brandmon creates; scale-out is by partitions and workers.
     topic_partitions: int = Field(4, gt=0)
     topic_replication: int = Field(1, gt=0)
@@ -86,7 +90,10 @@ class Settings(BaseSettings):
     max_batch_seconds: float = Field(0.25, ge=0, le=60)
 
     # --- model ---------------------------------------------------------------------------
-    #: A folder with manifest.json; None = the default model shipped in models/.
+    #: A folder with manifest.json, a symlink to one, or an "active model" pointer file (a
+    #: text file whose first line names the folder, relative to the file's own folder);
+    #: None = the default model shipped in models/. SIGHUP makes a running score worker
+    #: re-read a symlink's or pointer's target and promote it (docs/model-rollout.md).
     model_path: Path | None = None
     model_variant: Variant = "auto"
     execution_provider: Provider = "cpu"

@@ -84,6 +84,7 @@ class Health:
         agents: Sequence[Progress],
         checks: Sequence[Check] = (),
         about: dict[str, str] | None = None,
+        details: Callable[[], dict[str, Any]] | None = None,
         publish_lag: bool = True,
     ) -> None:
         self.app = app
@@ -94,6 +95,8 @@ class Health:
         self.agents = list(agents)
         self.checks = list(checks)
         self.about = about or {}
+        #: Fields of /ready's JSON that change while the worker runs (e.g. the active model).
+        self.details = details
         self.publish_lag = publish_lag
         self.lag: dict[int, int] = {}
 
@@ -158,6 +161,8 @@ def add_health(health: Health) -> None:
     async def ready_page(web: Any, request: Any) -> Any:
         ok, why = health.ready()
         about = {"group": health.group, "input_topic": health.topic, **health.about}
+        if health.details is not None:
+            about.update(health.details())
         return web.json({"ready": ok, "detail": why, **about}, status=200 if ok else 503)
 
     @app.timer(LAG_INTERVAL)

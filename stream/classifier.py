@@ -9,8 +9,9 @@ padding saved is worth another session call.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from brandmon.contracts.manifest import (
     ManifestError,
     ModelManifest,
     load_manifest,
+    resolve_model_folder,
 )
 from brandmon.settings import Settings
 
@@ -222,10 +224,17 @@ def _canonical_columns(manifest: ModelManifest) -> list[int]:
 
 
 def classifier_for(settings: Settings) -> OnnxClassifier:
-    """The classifier the settings name: BRANDMON_MODEL_PATH (default: the shipped model),
-    _MODEL_VARIANT, _EXECUTION_PROVIDER, _ORT_THREADS, _ORT_SPINNING and _MICRO_BATCH."""
-    return load_classifier(
-        settings.resolved_model_path,
+    """The classifier the settings name: BRANDMON_MODEL_PATH (default: the shipped model; a
+    symlink or an active-model pointer file is followed), _MODEL_VARIANT, _EXECUTION_PROVIDER,
+    _ORT_THREADS, _ORT_SPINNING and _MICRO_BATCH."""
+    return loader_for(settings)(resolve_model_folder(settings.resolved_model_path))
+
+
+def loader_for(settings: Settings) -> Callable[[Path], OnnxClassifier]:
+    """Loads any model folder with the settings' variant, provider and threads (what a model
+    promotion in a running worker uses, stream/rollout.py)."""
+    return functools.partial(
+        load_classifier,
         variant=settings.model_variant,
         provider=settings.execution_provider,
         threads=settings.ort_threads,

@@ -418,8 +418,116 @@ def _worker_counts(value: str | None) -> tuple[int, ...]:
     return counts
 
 
+model_app = typer.Typer(
+    help="Promote or roll back the score workers' model while they run (docs/model-rollout.md).",
+    no_args_is_help=True,
+)
+
+WorkerUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--worker",
+        help="A score worker's web address, e.g. http://10.0.0.5:6066 "
+        "(default: this machine's BRANDMON_WEB_PORT).",
+        show_default=False,
+    ),
+]
+RequestedByOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Who asks (shown in the workers' /ready); default user@host.", show_default=False
+    ),
+]
+
+
+def _worker_url(settings: Settings, given: str | None) -> str:
+    if given:
+        return given.rstrip("/")
+    host = "127.0.0.1" if settings.web_host in ("0.0.0.0", "::", "") else settings.web_host
+    return f"http://{host}:{settings.web_port}"
+
+
+def _worker_ready_json(url: str) -> dict[str, object]:
+    """A worker's /ready JSON (200 or 503 both carry it); exit 1 naming the address if none."""
+    import httpx
+
+    try:
+        body = httpx.get(f"{url}/ready", timeout=5).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise _fail(
+            f"no score worker answered at {url}/ready ({exc!r}): give a running worker's "
+            "address with --worker"
+        ) from exc
+    if not isinstance(body, dict) or "model_id" not in body:
+        raise _fail(f"{url}/ready is not a brandmon score worker's (no model_id in its answer)")
+    return body
+
+
+def _send_promotion(settings: Settings, folder: Path, requested_by: str | None) -> None:
+    from brandmon.kafka_io import DeliveryError
+    from brandmon.stream.control import default_requester, send_promotion
+
+    _require_broker(settings)
+    try:
+        message = send_promotion(settings, folder, requested_by or default_requester())
+    except DeliveryError as exc:
+        raise _fail(f"the request was not written to {settings.topic_control}: {exc}") from exc
+    typer.echo(
+        f"asked the workers of group {settings.app_id} to promote {folder} "
+        f"(request {message.request_id} on {settings.topic_control}); each validates it "
+        "first: its /ready shows model_id and last_promotion"
+    )
+
+
+@model_app.command("promote")
+def model_promote(
+    folder: Annotated[
+        Path, typer.Argument(help="Model folder made by `brandmon export`, as the workers see it.")
+    ],
+    requested_by: RequestedByOpt = None,
+) -> None:
+    """Ask every score worker of the group (BRANDMON_APP_ID) to switch to FOLDER.
+
+    Each worker checks the folder (manifest, checksums, labels, a smoke test) while its old
+    model keeps scoring, then switches between two batches; a refused folder changes nothing.
+    """
+    from brandmon.contracts.manifest import MANIFEST_NAME
+
+    folder = folder.expanduser().absolute()
+    if not (folder / MANIFEST_NAME).is_file():
+        raise typer.BadParameter(
+            f"{folder} has no {MANIFEST_NAME}: give a model folder made by `brandmon export`",
+            param_hint="FOLDER",
+        )
+    _send_promotion(_settings(), folder, requested_by)
+
+
+@model_app.command("rollback")
+def model_rollback(worker_url: WorkerUrlOpt = None, requested_by: RequestedByOpt = None) -> None:
+    """Promote the folder a worker ran before its last promotion (its /ready names it)."""
+    settings = _settings()
+    url = _worker_url(settings, worker_url)
+    previous = _worker_ready_json(url).get("previous_model_path")
+    if not previous:
+        raise _fail(
+            f"the worker at {url} has had no other model since it started: nothing to roll "
+            "back to; use `brandmon model promote FOLDER`"
+        )
+    _send_promotion(settings, Path(str(previous)), requested_by)
+
+
+@model_app.command("status")
+def model_status(worker_url: WorkerUrlOpt = None) -> None:
+    """Print a worker's active model, previous model and last promotion as JSON."""
+    url = _worker_url(_settings(), worker_url)
+    body = _worker_ready_json(url)
+    keys = ("model_id", "model_version", "model_path", "previous_model_path", "last_promotion")
+    print(json.dumps({key: body.get(key) for key in keys}, indent=2))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(kafka_app, name="kafka")
+    app.add_typer(model_app, name="model")
     app.command()(worker)
     app.command()(produce)
     app.command()(simulate)

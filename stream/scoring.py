@@ -64,6 +64,10 @@ class BatchScorer:
 
     A classifier call that raises is retried once for the whole batch, then the batch is scored
     record by record, so one poison record goes to the DLQ and the others are still scored.
+
+    `classifier` may be replaced at any time from another thread (a model promotion,
+    stream/rollout.py): each batch reads it once when it starts and scores every record with
+    that one model, so no batch is ever scored partly by one model and partly by another.
     """
 
     def __init__(
@@ -90,15 +94,17 @@ class BatchScorer:
         self.metrics.posts_consumed.inc(len(records))
         self.metrics.batch_size.observe(len(records))
         if valid:
-            self._score_valid(valid, result)
+            self._score_valid(self.classifier, valid, result)  # the one model of this batch
         return result
 
-    def _score_valid(self, valid: list[tuple[RawRecord, Post]], result: BatchResult) -> None:
+    def _score_valid(
+        self, clf: Classifier, valid: list[tuple[RawRecord, Post]], result: BatchResult
+    ) -> None:
         texts = [post.text for _, post in valid]
         started = time.perf_counter()
         for attempt in (1, 2):
             try:
-                probs = self._predict(texts)
+                probs = self._predict(clf, texts)
                 break
             except Exception as exc:  # any model failure: retry, then isolate per record
                 self.metrics.inference_retries.inc()
@@ -106,19 +112,18 @@ class BatchScorer:
                     "inference failed for a batch of %d (attempt %d): %r", len(texts), attempt, exc
                 )
         else:
-            self._score_one_by_one(valid, result)
+            self._score_one_by_one(clf, valid, result)
             return
         self.metrics.inference_seconds.observe(time.perf_counter() - started)
         scored_at = self.clock()
         for (record, post), prediction in zip(valid, to_predictions(probs), strict=True):
             result.scored.append(
-                (record, self._scored(post, prediction.label, prediction.scores, scored_at))
+                (record, self._scored(clf, post, prediction.label, prediction.scores, scored_at))
             )
 
-    def _predict(self, texts: list[str]) -> Probabilities:
+    def _predict(self, clf: Classifier, texts: list[str]) -> Probabilities:
         """The classifier's probabilities, with tokenization and inference timed apart when
         it offers the two steps (a classifier that does not is timed as inference)."""
-        clf = self.classifier
         started = time.perf_counter()
         if not isinstance(clf, StagedClassifier):
             probs = clf.predict_proba(texts)
@@ -134,10 +139,12 @@ class BatchScorer:
     def _stage(self, stage: str, seconds: float) -> None:
         self.metrics.batch_stage_seconds.labels(stage=stage).observe(seconds)
 
-    def _score_one_by_one(self, valid: list[tuple[RawRecord, Post]], result: BatchResult) -> None:
+    def _score_one_by_one(
+        self, clf: Classifier, valid: list[tuple[RawRecord, Post]], result: BatchResult
+    ) -> None:
         for record, post in valid:
             try:
-                probs = self.classifier.predict_proba([post.text])
+                probs = clf.predict_proba([post.text])
             except Exception as exc:  # this record is the poison: dead-letter it
                 detail = f"the model raised on this post: {exc!r}"
                 result.dead.append(
@@ -145,18 +152,20 @@ class BatchScorer:
                 )
                 continue
             prediction = to_predictions(probs)[0]
+            scored_at = self.clock()
             result.scored.append(
-                (record, self._scored(post, prediction.label, prediction.scores, self.clock()))
+                (record, self._scored(clf, post, prediction.label, prediction.scores, scored_at))
             )
 
+    @staticmethod
     def _scored(
-        self, post: Post, label: str, scores: dict[str, float], scored_at: datetime
+        clf: Classifier, post: Post, label: str, scores: dict[str, float], scored_at: datetime
     ) -> ScoredPost:
         return ScoredPost(
             **post.model_dump(),
             label=label,
             scores=Scores(**scores),
-            model_id=self.classifier.model_id,
-            model_version=self.classifier.model_version,
+            model_id=clf.model_id,
+            model_version=clf.model_version,
             scored_at=scored_at,
         )

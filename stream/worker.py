@@ -6,6 +6,10 @@ changelog-backed table resumed the posts stream after a restart from prefetched 
 before seeking to the committed ones, so the score agent skipped records (faust issues 216
 and 221 describe the same race). Without a table the restart resumes exactly where it left.
 
+A new model is promoted (or rolled back) without a restart: through the control topic or
+SIGHUP (stream/control.py), validated off the event loop and swapped between batches
+(stream/rollout.py).
+
 Start-up fails fast, with a message that names the problem, when the model folder is missing
 or broken, when a GPU provider is asked for and absent, or when no broker answers.
 SIGTERM/SIGINT stop the worker cleanly: the batch in hand gets stop_grace_seconds to be
@@ -22,12 +26,15 @@ from dataclasses import dataclass
 import faust
 
 from brandmon.contracts.classifier import Classifier
+from brandmon.contracts.manifest import resolve_model_folder
 from brandmon.faust_app import create_app
 from brandmon.kafka_io import check_broker, ensure_topics
 from brandmon.metrics import Metrics
 from brandmon.settings import Settings
 from brandmon.stream.agent import ScoreAgent
-from brandmon.stream.classifier import OnnxClassifier, classifier_for
+from brandmon.stream.classifier import classifier_for, loader_for
+from brandmon.stream.control import ControlFollower, ensure_control_topic, install_sighup
+from brandmon.stream.rollout import ModelRollout
 from brandmon.web import Health, add_health
 
 log = logging.getLogger(__name__)
@@ -42,23 +49,29 @@ class Worker:
     classifier: Classifier
     app: faust.App
     score: ScoreAgent
+    rollout: ModelRollout
 
 
 def build_worker(settings: Settings, classifier: Classifier | None = None) -> Worker:
     """Load the model, check the broker, declare topics and wire agents and pages."""
     metrics = Metrics()
+    folder = resolve_model_folder(settings.resolved_model_path)
     if classifier is None:
         classifier = classifier_for(settings)
-    provider = classifier.provider if isinstance(classifier, OnnxClassifier) else "none"
-    metrics.model_info.info(
-        {"model_id": classifier.model_id, "version": classifier.model_version, "provider": provider}
-    )
     check_broker(settings)
     ensure_topics(settings, _topics(settings))
+    ensure_control_topic(settings)
     app = create_app(settings)
-    worker = Worker(
-        settings, metrics, classifier, app, ScoreAgent(app, settings, metrics, classifier)
-    )
+    score = ScoreAgent(app, settings, metrics, classifier)
+    rollout = ModelRollout(score.scorer, metrics, folder, loader_for(settings))
+    worker = Worker(settings, metrics, classifier, app, score, rollout)
+    follower = ControlFollower(settings, rollout)
+
+    @app.task
+    async def follow_rollouts() -> None:
+        install_sighup(settings, rollout)
+        await follower.run()
+
     health = Health(
         app,
         settings,
@@ -66,7 +79,7 @@ def build_worker(settings: Settings, classifier: Classifier | None = None) -> Wo
         group=settings.app_id,
         topic=settings.topic_posts,
         agents=[worker.score.progress],
-        about={"model": classifier.model_id},
+        details=rollout.about,
     )
     add_health(health)
     return worker
@@ -89,7 +102,7 @@ def run_worker(settings: Settings) -> None:
     log.info(
         "worker %s: model %s on %s, batches of up to %d within %.3f s",
         settings.app_id,
-        worker.classifier.model_id,
+        worker.rollout.classifier.model_id,
         settings.bootstrap_servers,
         settings.max_batch,
         settings.max_wait,
@@ -103,4 +116,5 @@ def run_worker(settings: Settings) -> None:
     try:
         faust_worker.execute_from_commandline()
     finally:
+        worker.rollout.close()
         worker.score.close()

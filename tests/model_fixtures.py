@@ -31,3 +31,19 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint_dir
     out = tmp_path_factory.mktemp("tiny-model") / "tiny-sentiment"
     export_model(str(tiny_checkpoint_dir), out, ExportOptions(max_length=64))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_b_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second tiny model, different from `tiny_model_dir` in weights (seed, weight_std),
+    name and version (tiny-sentiment-b@0.2.0): the model a promotion switches to."""
+    from brandmon.model_export.export import ExportOptions, export_model
+    from brandmon.tools.tiny_model import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(
+        tmp_path_factory.mktemp("tiny-checkpoint-b") / "ckpt", TINY_LABELS, seed=1, weight_std=0.3
+    )
+    out = tmp_path_factory.mktemp("tiny-model-b") / "tiny-sentiment-b"
+    # fp32 only: with such weights int8 flips too many labels for the export's own check
+    export_model(str(ckpt), out, ExportOptions(version="0.2.0", max_length=64, quantize="none"))
+    return out

@@ -133,3 +133,30 @@ def verify_files(model_dir: Path, manifest: ModelManifest) -> list[str]:
         ):
             bad.append(name)
     return bad
+
+
+def resolve_model_folder(path: Path) -> Path:
+    """The model folder `path` names: a folder (symlinks followed), or the folder an "active
+    model" pointer file names on its first non-blank line (relative to the file's folder).
+    A path that is neither is returned as it is, for load_manifest to report."""
+    if path.is_dir():
+        return path.resolve()
+    if not path.is_file():
+        return path
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"the model pointer file {path} cannot be read: {exc}") from exc
+    target = next((line.strip() for line in lines if line.strip()), "")
+    if not target:
+        raise ManifestError(
+            f"the model pointer file {path} is empty: write the model folder's path on its "
+            "first line"
+        )
+    folder = (path.parent / target).resolve()
+    if not folder.is_dir():
+        raise ManifestError(
+            f"the model pointer file {path} names {target!r}, which is not a folder "
+            f"({folder}): point it at a folder made by `brandmon export`"
+        )
+    return folder

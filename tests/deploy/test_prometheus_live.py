@@ -327,7 +327,8 @@ def test_prometheus_scrapes_throughput_latency_and_lag(
     # Model in use.
     (info,) = prometheus.query(f"brandmon_model_info{{{job}}}")
     assert info["metric"]["provider"].lower().startswith("cpu")  # cpu or CPUExecutionProvider
-    assert info["metric"]["model_id"] and info["metric"]["version"]
+    assert info["metric"]["model_id"] and info["metric"]["model_version"]
+    assert info["metric"]["role"] == "champion"
 
     # Every dashboard query is accepted by the server, and the pipeline panels show data.
     for dashboard in DASHBOARDS:

@@ -1,0 +1,197 @@
+"""What triggers a model promotion in a running score worker: the control topic and SIGHUP.
+
+The control topic (BRANDMON_TOPIC_CONTROL, default `brandmon.control`) is compacted, one
+partition, and keyed by the score workers' group (BRANDMON_APP_ID), so it keeps the latest
+request of each group. Every worker of the group follows it with its own consumer without a
+group (aiokafka on the worker's event loop; never librdkafka inside a worker, see
+brandmon/broker_probe.py):
+
+- at start it reads the partition up to its end and applies the group's latest request if
+  that names another folder than the one it runs, so a restarted or added worker joins the
+  group's current model;
+- then every new request for its group is validated and applied (stream/rollout.py).
+
+`brandmon model promote FOLDER` writes a request; `brandmon model rollback` writes one for the
+folder a worker reports as its previous model. SIGHUP re-reads BRANDMON_MODEL_PATH (a
+symlink or an active-model pointer file) and promotes what it names now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import signal
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from brandmon.broker_probe import aiokafka_config
+from brandmon.contracts.manifest import ManifestError, resolve_model_folder
+from brandmon.kafka_io import JsonProducer, ensure_topics
+from brandmon.settings import Settings
+from brandmon.stream.rollout import ModelRollout
+
+log = logging.getLogger(__name__)
+
+#: The one partition requests are written to and read from.
+CONTROL_PARTITION = 0
+#: Seconds before a control consumer that failed (broker gone) starts again.
+RETRY_SECONDS = 5.0
+#: Compaction keeps the latest request per group; deletion of tombstones after a day.
+CONTROL_TOPIC_CONFIG = {"cleanup.policy": "compact", "delete.retention.ms": "86400000"}
+
+
+class ControlMessage(BaseModel):
+    """One request on the control topic, keyed by the workers' group."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, protected_namespaces=())
+
+    action: Literal["promote"]
+    #: The model folder as the workers see it (an absolute path on their machines).
+    model_path: str = Field(min_length=1)
+    requested_by: str = "unknown"
+    requested_at: datetime | None = None
+    request_id: str = ""
+
+
+def ensure_control_topic(settings: Settings) -> None:
+    """Create the compacted one-partition control topic if it does not exist yet."""
+    ensure_topics(settings, [settings.topic_control], partitions=1, config=CONTROL_TOPIC_CONFIG)
+
+
+def default_requester() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def send_promotion(settings: Settings, folder: Path, requested_by: str) -> ControlMessage:
+    """Write a promote request for `folder` for the group BRANDMON_APP_ID; returns it."""
+    message = ControlMessage(
+        action="promote",
+        model_path=str(folder),
+        requested_by=requested_by,
+        requested_at=datetime.now(UTC),
+        request_id=uuid.uuid4().hex,
+    )
+    ensure_control_topic(settings)
+    producer = JsonProducer(settings)
+    producer.send(
+        settings.topic_control,
+        message.model_dump_json().encode(),
+        key=settings.app_id.encode(),
+        partition=CONTROL_PARTITION,
+    )
+    producer.flush(30)
+    return message
+
+
+Promote = Callable[[Path, str, str], Awaitable[object]]
+
+
+class ControlFollower:
+    """Follows the control topic for one group and hands each request to the rollout."""
+
+    def __init__(self, settings: Settings, rollout: ModelRollout) -> None:
+        self.settings = settings
+        self.rollout = rollout
+        self.group = settings.app_id.encode()
+        self.tp = TopicPartition(settings.topic_control, CONTROL_PARTITION)
+        #: Offset of the last request handled: a restarted consumer never repeats one.
+        self.handled = -1
+
+    async def run(self) -> None:
+        """Follow until cancelled; a failed consumer (broker gone) is started again."""
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never stop the worker: log, wait, start afresh
+                log.warning(
+                    "following the control topic %s failed: %r; retrying in %.0f s",
+                    self.settings.topic_control,
+                    exc,
+                    RETRY_SECONDS,
+                )
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _follow(self) -> None:
+        consumer = AIOKafkaConsumer(
+            **aiokafka_config(self.settings), enable_auto_commit=False, group_id=None
+        )
+        await consumer.start()
+        try:
+            consumer.assign([self.tp])
+            end = (await consumer.end_offsets([self.tp]))[self.tp]
+            await consumer.seek_to_beginning(self.tp)
+            latest = await self._latest_before(consumer, end)
+            if latest is not None:
+                await self._handle(latest, at_start=True)
+            async for record in consumer:
+                if record.key == self.group:
+                    await self._handle(record, at_start=False)
+        finally:
+            await consumer.stop()
+
+    async def _latest_before(
+        self, consumer: AIOKafkaConsumer, end: int
+    ) -> ConsumerRecord[bytes, bytes] | None:
+        """The group's last request before offset `end` (what compaction keeps)."""
+        latest = None
+        while await consumer.position(self.tp) < end:
+            batches = await consumer.getmany(self.tp, timeout_ms=1000)
+            for record in batches.get(self.tp, []):
+                if record.key == self.group and record.offset < end:
+                    latest = record
+        return latest
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes], *, at_start: bool) -> None:
+        if record.offset <= self.handled:
+            return
+        self.handled = record.offset
+        if record.value is None:  # a tombstone: the group's requests were deleted
+            return
+        trigger = "control topic (latest at start)" if at_start else "control topic"
+        try:
+            message = ControlMessage.model_validate_json(record.value)
+        except ValidationError as exc:
+            detail = (
+                f"{self.tp.topic} offset {record.offset} is not a promote request: "
+                f"{exc.errors(include_url=False, include_input=False)}"
+            )
+            self.rollout.refuse(detail, "unknown", trigger)
+            return
+        folder = Path(message.model_path)
+        if at_start and folder == self.rollout.active_path:
+            return  # already running the group's latest model
+        await self.rollout.promote(folder, message.requested_by, trigger)
+
+
+def install_sighup(settings: Settings, rollout: ModelRollout) -> None:
+    """SIGHUP: promote the folder BRANDMON_MODEL_PATH names now (symlink or pointer file)."""
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[None]] = set()
+
+    async def reload() -> None:
+        path = settings.resolved_model_path
+        try:
+            folder = resolve_model_folder(path)
+        except ManifestError as exc:
+            rollout.refuse(str(exc), "SIGHUP", "SIGHUP")
+            return
+        await rollout.promote(folder, "SIGHUP", "SIGHUP")
+
+    def on_sighup() -> None:
+        log.info("SIGHUP: re-reading the model path %s", settings.resolved_model_path)
+        future = asyncio.create_task(reload())
+        pending.add(future)
+        future.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)

@@ -1,0 +1,257 @@
+"""Promote and roll back the score worker's model while it runs, without downtime.
+
+    validate_model(folder)        off the event loop, in its own thread, while the old model
+                                  keeps scoring: manifest readable, labels canonical, every
+                                  file's sha256 as the manifest says, the model loads, and a
+                                  smoke test (fixed texts: finite probabilities summing to 1)
+    ModelRollout.promote(folder)  validate, then swap `BatchScorer.classifier` in one
+                                  assignment: a batch reads the classifier once when it
+                                  starts, so the swap falls between batches and no batch is
+                                  ever scored by two models; nothing is dropped or rescored
+    rollback                      the same promotion, of the folder active before
+
+A refused model changes nothing but `brandmon_model_promotions_total{outcome}` and the
+`last_promotion` that /ready reports; it never stops the worker nor makes /ready fail.
+Triggers (the control topic and SIGHUP) are in stream/control.py; docs/model-rollout.md is
+the user's guide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brandmon.contracts.classifier import Classifier
+from brandmon.contracts.manifest import (
+    CANONICAL_LABELS,
+    MANIFEST_NAME,
+    ManifestError,
+    load_manifest,
+    verify_files,
+)
+from brandmon.metrics import Metrics
+from brandmon.stream.scoring import BatchScorer
+
+log = logging.getLogger(__name__)
+
+#: The smoke test's texts: short and long, positive, negative, neutral, odd characters.
+SMOKE_TEXTS = (
+    "I love this phone, the camera is excellent",
+    "worst customer support ever, still broken after two weeks",
+    "the store opens at nine tomorrow",
+    "ok",
+    "🙂 très bien!! #new @brand " + "very long text " * 40,
+)
+#: How far a row of probabilities may be from summing to 1.
+SUM_TOLERANCE = 1e-3
+
+#: Outcomes of a promotion (the `outcome` label of brandmon_model_promotions_total).
+PROMOTED = "promoted"
+INVALID_MANIFEST = "invalid_manifest"
+UNKNOWN_LABELS = "unknown_labels"
+BAD_CHECKSUM = "bad_checksum"
+LOAD_FAILED = "load_failed"
+SMOKE_FAILED = "smoke_failed"
+INVALID_REQUEST = "invalid_request"
+
+Loader = Callable[[Path], Classifier]
+
+
+class ModelRejected(Exception):
+    """A model folder failed validation; `outcome` names the check, the message says why."""
+
+    def __init__(self, outcome: str, detail: str) -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+        self.detail = detail
+
+
+def validate_model(folder: Path, loader: Loader) -> Classifier:
+    """Check `folder` and return its loaded classifier; ModelRejected when any check fails."""
+    _check_labels(folder)
+    try:
+        manifest = load_manifest(folder)
+    except ManifestError as exc:
+        raise ModelRejected(INVALID_MANIFEST, str(exc)) from exc
+    if not manifest.files:
+        raise ModelRejected(
+            BAD_CHECKSUM, f"{folder / MANIFEST_NAME} lists no file checksums: re-export it"
+        )
+    bad = verify_files(folder, manifest)
+    if bad:
+        raise ModelRejected(
+            BAD_CHECKSUM,
+            f"{folder}: {', '.join(sorted(bad))} missing or not as the manifest's size and "
+            "sha256 say (a partial copy or a tampered file): copy the folder again",
+        )
+    try:
+        classifier = loader(folder)
+    except Exception as exc:  # any load failure (ONNX, tokenizer, provider) refuses the model
+        raise ModelRejected(LOAD_FAILED, f"{folder} does not load: {exc}") from exc
+    smoke_test(classifier)
+    return classifier
+
+
+def _check_labels(folder: Path) -> None:
+    """Every label of the manifest maps to a canonical label (read before the full check, so
+    that an unknown label is reported as such and not as a generic invalid manifest)."""
+    try:
+        raw = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # unreadable: load_manifest reports it
+    if not isinstance(raw, dict):
+        return
+    labels, label_map = raw.get("labels"), raw.get("label_map")
+    if not isinstance(labels, list) or not isinstance(label_map, dict):
+        return
+    unmapped = [label for label in labels if label not in label_map]
+    unknown = sorted({str(v) for v in label_map.values()} - set(CANONICAL_LABELS))
+    if unmapped or unknown:
+        raise ModelRejected(
+            UNKNOWN_LABELS,
+            f"{folder / MANIFEST_NAME}: labels without a canonical label {unmapped}, unknown "
+            f"canonical labels {unknown}; each label must map to one of {list(CANONICAL_LABELS)}",
+        )
+
+
+def smoke_test(classifier: Classifier) -> None:
+    """Score SMOKE_TEXTS: one row of finite probabilities in [0, 1] summing to 1 per text."""
+    try:
+        probs = np.asarray(classifier.predict_proba(list(SMOKE_TEXTS)), dtype=np.float64)
+    except Exception as exc:  # a model that cannot score fixed texts is refused
+        raise ModelRejected(SMOKE_FAILED, f"scoring the smoke-test texts raised {exc!r}") from exc
+    expected = (len(SMOKE_TEXTS), len(CANONICAL_LABELS))
+    if probs.shape != expected:
+        raise ModelRejected(SMOKE_FAILED, f"smoke test: shape {probs.shape}, expected {expected}")
+    if not np.isfinite(probs).all() or (probs < 0).any() or (probs > 1 + SUM_TOLERANCE).any():
+        raise ModelRejected(SMOKE_FAILED, "smoke test: probabilities not finite or outside [0, 1]")
+    sums = probs.sum(axis=1)
+    worst = float(np.abs(sums - 1).max())
+    if worst > SUM_TOLERANCE:
+        raise ModelRejected(
+            SMOKE_FAILED,
+            f"smoke test: probabilities sum to {sums.round(4).tolist()}, not 1 (does the "
+            "manifest list every output label of the model?)",
+        )
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What happened to one promotion request (the `last_promotion` of /ready)."""
+
+    outcome: str
+    model_path: str
+    requested_by: str
+    trigger: str
+    detail: str
+    at: str
+    model_id: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _provider(classifier: Classifier) -> str:
+    return str(getattr(classifier, "provider", "none"))
+
+
+class ModelRollout:
+    """The worker's active model: promotes (validate, then swap between batches) and
+    remembers the folder before for rollback. One promotion at a time."""
+
+    def __init__(self, scorer: BatchScorer, metrics: Metrics, folder: Path, loader: Loader) -> None:
+        self.scorer = scorer
+        self.metrics = metrics
+        self.loader = loader
+        self.active_path = folder
+        self.previous_path: Path | None = None
+        self.last: Promotion | None = None
+        self._lock = asyncio.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brandmon-validate")
+        self._shown: tuple[str, ...] | None = None
+        self._show(scorer.classifier)
+        for outcome in (PROMOTED, BAD_CHECKSUM, SMOKE_FAILED):  # zeros from the start
+            metrics.model_promotions.labels(outcome=outcome)
+
+    @property
+    def classifier(self) -> Classifier:
+        return self.scorer.classifier
+
+    async def promote(self, folder: Path, requested_by: str, trigger: str) -> Promotion:
+        """Validate `folder` in a thread, then make it the model of the next batch."""
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            try:
+                new = await loop.run_in_executor(
+                    self._executor, validate_model, folder, self.loader
+                )
+            except ModelRejected as exc:
+                log.warning(
+                    "model %s refused (%s, asked by %s via %s): %s; still scoring with %s",
+                    folder,
+                    exc.outcome,
+                    requested_by,
+                    trigger,
+                    exc.detail,
+                    self.classifier.model_id,
+                )
+                return self._record(exc.outcome, folder, requested_by, trigger, exc.detail)
+            old = self.scorer.classifier
+            self.scorer.classifier = new  # one assignment: the next batch reads the new model
+            if folder != self.active_path:
+                self.previous_path, self.active_path = self.active_path, folder
+            self._show(new)
+            detail = f"{old.model_id} -> {new.model_id}"
+            log.info("model promoted (asked by %s via %s): %s", requested_by, trigger, detail)
+            return self._record(PROMOTED, folder, requested_by, trigger, detail, new.model_id)
+
+    def refuse(self, detail: str, requested_by: str, trigger: str) -> Promotion:
+        """Record a request that names no usable folder (e.g. an unreadable control message)."""
+        log.warning("model promotion request refused (via %s): %s", trigger, detail)
+        return self._record(INVALID_REQUEST, Path(), requested_by, trigger, detail)
+
+    def about(self) -> dict[str, Any]:
+        """The model fields of /ready."""
+        clf = self.classifier
+        return {
+            "model_id": clf.model_id,
+            "model_version": clf.model_version,
+            "model_path": str(self.active_path),
+            "previous_model_path": str(self.previous_path) if self.previous_path else None,
+            "last_promotion": self.last.as_json() if self.last else None,
+        }
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _record(
+        self,
+        outcome: str,
+        folder: Path,
+        requested_by: str,
+        trigger: str,
+        detail: str,
+        model_id: str | None = None,
+    ) -> Promotion:
+        self.metrics.model_promotions.labels(outcome=outcome).inc()
+        at = datetime.now(UTC).isoformat()
+        path = str(folder) if folder != Path() else ""
+        self.last = Promotion(outcome, path, requested_by, trigger, detail, at, model_id)
+        return self.last
+
+    def _show(self, classifier: Classifier) -> None:
+        """brandmon_model_info names the active model only: the old series is removed."""
+        labels = (classifier.model_id, classifier.model_version, "champion", _provider(classifier))
+        if self._shown is not None and self._shown != labels:
+            self.metrics.model_info.remove(*self._shown)
+        self.metrics.model_info.labels(*labels).set(1)
+        self._shown = labels
