@@ -346,10 +346,17 @@ class BatchLoop:
 def faust_send(topics: dict[str, TopicT]) -> Send:
     """A `Send` for the Deliverer: produce one output on its Faust topic, await the ack."""
 
+    # The Deliverer starts a batch's sends together; Faust's `send` may await (the topic's
+    # first use declares it) before it hands the record to the producer, so without this
+    # FIFO lock a key's records could be enqueued, and land, out of input order. Only the
+    # enqueue is serialised: the acks are still awaited together.
+    enqueue = asyncio.Lock()
+
     async def send(out: Output) -> Any:
-        future = await topics[out.topic].send(
-            key=out.key, value=out.value, headers=list(out.headers)
-        )
+        async with enqueue:
+            future = await topics[out.topic].send(
+                key=out.key, value=out.value, headers=list(out.headers)
+            )
         return await future
 
     return send

@@ -55,6 +55,10 @@ def test_n_posts_in_give_n_scored_records_with_the_same_ids(
         assert (out["model_id"], out["model_version"]) == (manifest.model_id, manifest.version)
         assert record.headers["brandmon-source"].startswith(test_settings.topic_posts.encode())
     assert worker.metric("brandmon_posts_scored_total", label=scored[0]["label"]) >= 1
+    # a brand's posts (one key, one partition) come out in the order they went in
+    for brand in ("acme", "globex", "initech"):
+        sent = [p["id"] for p in posts if p["brand"] == brand]
+        assert [out["id"] for out in scored if out["brand"] == brand] == sent, brand
 
 
 def test_bad_records_reach_the_dlq_with_reasons_and_the_worker_keeps_scoring(
