@@ -46,7 +46,7 @@ class Worker:
 
 def build_worker(settings: Settings, classifier: Classifier | None = None) -> Worker:
     """Load the model, check the broker, declare topics and wire agents and pages."""
-    metrics = Metrics()
+    metrics = Metrics(max_brand_series=settings.max_brand_series)
     if classifier is None:
         classifier = classifier_for(settings)
     provider = classifier.provider if isinstance(classifier, OnnxClassifier) else "none"
