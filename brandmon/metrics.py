@@ -7,7 +7,12 @@ Names follow Prometheus conventions: counters end in `_total`, durations are in 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from brandmon.contracts.posts import ScoredPost
+from brandmon.settings import Settings
 
 #: Inference of one batch on 2 CPU cores takes ~20-200 ms; GPUs go lower, long batches higher.
 INFERENCE_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -22,13 +27,28 @@ STAGE_BUCKETS = (
 )  # fmt: skip
 #: The stages of a score batch, in order (the `stage` label of brandmon_batch_stage_seconds).
 SCORE_STAGES = ("wait", "parse", "tokenize", "inference", "serialize", "deliver")
+#: Top-class probability: at least 1/3 with three classes (1/2 for a binary model), so nothing
+#: below 0.4; finer steps near 1, where most predictions of a well-trained model fall. 0.6 is
+#: the low-confidence line of the BrandmonLowConfidenceRising rule (deploy/prometheus).
+CONFIDENCE_BUCKETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+#: The `brand` of brandmon_predictions_total for brands beyond max_brand_series.
+OTHER_BRANDS = "_other"
 
 
 class Metrics:
-    """The metric families of all stages, registered on `registry`."""
+    """The metric families of all stages, registered on `registry`.
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    `max_brand_series` bounds the brands of brandmon_predictions_total (BRANDMON_MAX_BRAND_SERIES).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        max_brand_series: int = Settings.model_fields["max_brand_series"].default,
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.max_brand_series = max_brand_series
+        self._prediction_brands: set[str] = set()
         r = self.registry
         # --- score stage ---
         self.posts_consumed = Counter(
@@ -102,6 +122,24 @@ class Metrics:
             "Model promotions and rollbacks asked of the worker, by outcome: promoted, or why "
             "the new model was refused (the old one keeps scoring).",
             ["outcome"],
+            registry=r,
+        )
+        # --- score stage: what the model predicts (drift rules in deploy/prometheus) ---
+        self.predictions = Counter(
+            "brandmon_predictions_total",
+            "Posts scored and acknowledged on the scored topic, by brand, predicted label and "
+            f"model version; brands beyond max_brand_series count as brand {OTHER_BRANDS!r}.",
+            ["brand", "label", "model_version"],
+            registry=r,
+        )
+        # No brand label: ~12 series per (label, model_version) already; per brand it would be
+        # 12 x 3 x max_brand_series. Confidence shifts are a model-wide signal.
+        self.prediction_confidence = Histogram(
+            "brandmon_prediction_confidence",
+            "Top-class probability of each prediction counted in brandmon_predictions_total, by "
+            "predicted label and model version (its _count is the brand-free prediction count).",
+            ["label", "model_version"],
+            buckets=CONFIDENCE_BUCKETS,
             registry=r,
         )
         # --- both stages: progress (what /ready reports) ---
@@ -216,3 +254,28 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+
+    def observe_predictions(self, posts: Iterable[ScoredPost]) -> None:
+        """Count delivered predictions by brand, label and model version, and their confidence.
+
+        The first `max_brand_series` brands this process sees keep their own series for good;
+        later ones are counted as `_other`. Counters are never evicted: a removed and re-created
+        counter loses the increments around it, and the sum over brands would drift.
+        """
+        for post in posts:
+            scores = post.scores
+            confidence = max(scores.negative, scores.neutral, scores.positive)
+            version = post.model_version
+            brand = self._prediction_brand(post.brand)
+            self.predictions.labels(brand=brand, label=post.label, model_version=version).inc()
+            self.prediction_confidence.labels(label=post.label, model_version=version).observe(
+                confidence
+            )
+
+    def _prediction_brand(self, brand: str) -> str:
+        if brand in self._prediction_brands:
+            return brand
+        if len(self._prediction_brands) < self.max_brand_series:
+            self._prediction_brands.add(brand)
+            return brand
+        return OTHER_BRANDS

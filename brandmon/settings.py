@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     stop_grace_seconds: float = Field(10.0, ge=0)
     #: Alert stage memory bounds: parsed brand states cached (the rest stay in the table)
     #: and brands with per-brand metric series (the least recently updated are evicted).
+    #: The score worker's brandmon_predictions_total keeps the first max_brand_series brands
+    #: it sees and counts the rest as brand "_other" (counters are not evicted).
     max_tracked_brands: int = Field(10_000, gt=0)
     max_brand_series: int = Field(1_000, gt=0)
 

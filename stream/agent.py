@@ -185,6 +185,7 @@ class ScoreAgent:
                 self.metrics.latency_seconds.observe(max(0.0, now - record.timestamp))
         for _, letter in result.dead:
             self.metrics.posts_dlq.labels(reason=letter.reason).inc()
+        self.metrics.observe_predictions(post for _, post in result.scored)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -54,7 +54,7 @@ class Worker:
 
 def build_worker(settings: Settings, classifier: Classifier | None = None) -> Worker:
     """Load the model, check the broker, declare topics and wire agents and pages."""
-    metrics = Metrics()
+    metrics = Metrics(max_brand_series=settings.max_brand_series)
     folder = resolve_model_folder(settings.resolved_model_path)
     if classifier is None:
         classifier = classifier_for(settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.deploy.repo import DASHBOARDS, GRAFANA, load_dashboard, load_yaml
+from tests.deploy.repo import DASHBOARDS, GRAFANA, load_dashboard, load_yaml, rules
 
 DASHBOARD = GRAFANA / "dashboards" / "brandmon.json"
 
@@ -34,6 +34,49 @@ def test_the_dashboard_covers_the_pipeline() -> None:
     # where a batch's time goes: every stage, mean and p95
     assert "sum by (stage) (rate(brandmon_batch_stage_seconds_sum" in exprs
     assert "sum by (le, stage) (rate(brandmon_batch_stage_seconds_bucket" in exprs
+
+
+def test_the_model_row_shows_label_shares_drift_and_confidence() -> None:
+    by_title = {p["title"]: p for p in _panels()}
+
+    def exprs(title: str) -> str:
+        return "\n".join(t["expr"] for t in by_title[title]["targets"])
+
+    # label shares: per model version over all brands, and per brand (the brand variable)
+    shares = exprs("Predicted label share per model version")
+    assert "sum by (model_version, label) (rate(brandmon_prediction_confidence_count" in shares
+    per_brand = exprs("Label share per brand")
+    assert "brandmon_predictions_total{" in per_brand and 'brand=~"$brand"' in per_brand
+    # drift: the PSI the rules record, per model version and per brand
+    recorded = {rule["record"] for _, rule in rules() if "record" in rule}
+    psi = exprs("Label drift (PSI, last day vs the week before)")
+    for name in (
+        "job_model:brandmon_predictions:psi1d",
+        "job_model_brand:brandmon_predictions:psi1d",
+    ):
+        assert name in psi and name in recorded, name
+    # confidence: a heatmap of the histogram's buckets, and the low-confidence share
+    heatmap = by_title["Prediction confidence"]
+    assert heatmap["type"] == "heatmap"
+    (target,) = heatmap["targets"]
+    assert target["format"] == "heatmap"
+    assert target["expr"].startswith("sum by (le) (increase(brandmon_prediction_confidence_bucket")
+    low = exprs("Low-confidence share (top-class probability <= 0.6)")
+    assert 'brandmon_prediction_confidence_bucket{job=~"$job", le="0.6"}' in low
+
+
+def test_alert_annotations_name_existing_panels() -> None:
+    # `dashboard: "Grafana: brandmon / <panel title>"` sends on-call to a panel that exists.
+    titles = {p["title"] for p in _panels()}
+    named = [
+        rule["annotations"]["dashboard"]
+        for _, rule in rules()
+        if "alert" in rule and "dashboard" in rule.get("annotations", {})
+    ]
+    assert any("drift" in name for name in named)
+    for name in named:
+        prefix, _, title = name.partition(" / ")
+        assert prefix == "Grafana: brandmon" and title in titles, name
 
 
 def test_panels_have_unique_ids_titles_and_do_not_overlap() -> None:

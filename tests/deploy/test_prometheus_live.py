@@ -65,6 +65,10 @@ PANELS_WITH_DATA = {
     "Inference time per batch",
     "Batch size",
     "Consumer lag per partition",
+    "Predicted label share per model version",
+    "Label share per brand",
+    "Prediction confidence",
+    "Low-confidence share (top-class probability <= 0.6)",
 }
 
 
@@ -247,6 +251,21 @@ def test_prometheus_scrapes_throughput_latency_and_lag(
     }
     labels = prometheus.query(f"sum by (label) (brandmon_posts_scored_total{{{job}}})")
     assert {r["metric"]["label"] for r in labels} <= {"negative", "neutral", "positive"}
+    # What the model predicted: every scored post once, by brand, label and model version, and
+    # one confidence each (the histogram's count is the same count without the brand).
+    prometheus.wait_for(f"sum(brandmon_predictions_total{{{job}}})", lambda v: v == good)
+    assert prometheus.scalar(f"sum(brandmon_prediction_confidence_count{{{job}}})") == good
+    brands = prometheus.query(f"sum by (brand) (brandmon_predictions_total{{{job}}})")
+    assert {r["metric"]["brand"] for r in brands} == set(BRANDS)
+    assert (
+        len(prometheus.query(f"count by (model_version) (brandmon_predictions_total{{{job}}})"))
+        == 1
+    )
+    mean_confidence = prometheus.scalar(
+        f"sum(brandmon_prediction_confidence_sum{{{job}}}) "
+        f"/ sum(brandmon_prediction_confidence_count{{{job}}})"
+    )
+    assert mean_confidence is not None and 1 / 3 <= mean_confidence <= 1, mean_confidence
     # The dashboard's throughput query showed the traffic: its peak over the test, with
     # windows of a few scrapes, is above zero and no more than everything in one second.
     peak_rate = prometheus.scalar(

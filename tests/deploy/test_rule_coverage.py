@@ -3,6 +3,7 @@ case where it must stay quiet (checked by reading the test files; promtool runs 
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 from tests.deploy.repo import RULE_TESTS, load_yaml, rules
@@ -26,3 +27,20 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
     for _, rule in rules():
         if "alert" in rule:
             assert rule["labels"]["severity"] in fired[rule["alert"]], rule["alert"]
+
+
+def test_every_runbook_link_names_a_section_of_the_operations_guide() -> None:
+    # `runbook: docs/operations.md#anchor`: the anchor of a heading there, as GitHub makes it
+    # (lower case, punctuation dropped, spaces to hyphens).
+    from tests.deploy.repo import REPO
+
+    guide = REPO / "docs" / "operations.md"
+    anchors = {
+        re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in guide.read_text().splitlines()
+        if line.startswith("#")
+    }
+    for _, rule in rules():
+        if "alert" in rule:
+            page, _, anchor = rule["annotations"]["runbook"].partition("#")
+            assert page == "docs/operations.md" and anchor in anchors, rule["alert"]
