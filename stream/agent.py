@@ -38,6 +38,7 @@ from brandmon.batches import (
     topic_exists,
 )
 from brandmon.contracts.classifier import Classifier
+from brandmon.contracts.posts import ScoredPost
 from brandmon.contracts.records import RawRecord, bounded_dead_letter, dead_letter
 from brandmon.delivery import Deliverer, Output
 from brandmon.metrics import Metrics
@@ -78,6 +79,7 @@ class ScoreOutputs:
 
     def __call__(self, result: BatchResult) -> list[Output]:
         outputs: list[Output] = []
+        written: list[tuple[RawRecord, ScoredPost]] = []
         for record, post in result.scored:
             try:
                 value = post.model_dump_json().encode()
@@ -86,8 +88,11 @@ class ScoreOutputs:
                 letter = dead_letter(record, "unserializable", detail, datetime.now(UTC))
                 result.dead.append((record, letter))
                 continue
+            written.append((record, post))
             key = post.brand.encode()
             outputs.append(self._output(self.scored_topic, key, value, record))
+        # a dead-lettered post is no longer a scored one (metrics count each record once)
+        result.scored[:] = written
         for record, letter in result.dead:
             value = letter.model_dump_json().encode()
             outputs.append(self._output(self.dlq_topic, _dlq_key(record), value, record))

@@ -193,3 +193,36 @@ def test_brands_beyond_the_cap_are_counted_as_other_and_nothing_is_lost() -> Non
     )
     assert total == 6
     agent.close()
+
+
+def test_a_post_that_cannot_be_written_is_dead_lettered_and_not_counted_as_scored() -> None:
+    from datetime import UTC, datetime
+
+    from brandmon.contracts.posts import ScoredPost
+    from brandmon.contracts.records import RawRecord
+    from brandmon.stream.agent import ScoreOutputs
+    from brandmon.stream.scoring import BatchResult
+
+    settings = Settings()
+    now = datetime(2026, 11, 22, 6, tzinfo=UTC)
+    fields = {
+        "brand": "acme",
+        "created_at": now,
+        "label": "negative",
+        "scores": {"negative": 0.8, "neutral": 0.1, "positive": 0.1},
+        "model_id": "m",
+        "model_version": "1",
+        "scored_at": now,
+    }
+    good = ScoredPost.model_validate({"id": "ok", "text": "fine", **fields})
+    broken = ScoredPost.model_construct(**{**good.__dict__, "id": "bad", "text": "half \ud83d"})
+    result = BatchResult()
+    for offset, post in enumerate((good, broken)):
+        record = RawRecord("posts", 0, offset, b"acme", b"{}", 1.0)
+        result.scored.append((record, post))
+    outputs = ScoreOutputs(settings)(result)
+    assert [o.topic for o in outputs] == [settings.topic_scored, settings.topic_dlq]
+    assert json.loads(outputs[1].value)["reason"] == "unserializable"
+    # the metrics read result.scored after the ack: the dead-lettered post is not in it
+    assert [post.id for _, post in result.scored] == ["ok"]
+    assert [letter.reason for _, letter in result.dead] == ["unserializable"]
