@@ -235,7 +235,9 @@ class AlertAgent:
             if result.outcome == "advanced":
                 outcome.states[key] = (partition, result.state)
                 outcome.results.append(result)
-            if result.state.incident is None and not result.state.buckets:
+            if not result.state.buckets and not (
+                result.state.incident or result.state.surge_incident
+            ):
                 del brands[key]
 
     def _state(self, outcome: BatchOutcome, key: bytes) -> BrandState | None:

@@ -26,6 +26,12 @@ once a whole window is empty the engine jumps to the next bucket with posts (sto
 open incident's quiet period runs out), and an empty window is not judged at all (it could
 only end an incident), so a long gap costs a few evaluations, not one per empty bucket.
 
+Two rule families run on every closed bucket, each with its own incident and lifecycle: the
+negative-share spike (alerts.detector) and the mention surge (alerts.surge: voices far above
+the brand's normal for that hour, alerts.seasonal). `AlertEngine(settings, volume_only=True)`
+runs the surge rule alone, on counts of voices of unknown sentiment (`apply_count()`, for
+`brandmon alerts backtest --counts`).
+
 A brand that goes silent has no watermark of its own to close its last buckets and resolve
 its incident; `advance()` closes them as if its watermark had reached a stream time the
 caller derives from the records of the other brands on the same partition.
@@ -38,10 +44,11 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from brandmon.alert_settings import AlertSettings
-from brandmon.alerts.buckets import add_post, bucket_index, window_counts
+from brandmon.alerts.buckets import Window, add_post, bucket_index, window_counts
 from brandmon.alerts.detector import Detector, Verdict
 from brandmon.alerts.lifecycle import Evaluation, Lifecycle, utc
-from brandmon.alerts.state import BrandState, Bucket
+from brandmon.alerts.state import BrandState, Bucket, Incident
+from brandmon.alerts.surge import SurgeDetector
 from brandmon.contracts.alerts import SEVERITY_RANK, Alert, BrandBucket
 from brandmon.contracts.posts import ScoredPost
 
@@ -62,10 +69,13 @@ class ApplyResult:
 class AlertEngine:
     """Per-brand event-time buckets, spike detector and incident lifecycle in one call."""
 
-    def __init__(self, settings: AlertSettings) -> None:
+    def __init__(self, settings: AlertSettings, *, volume_only: bool = False) -> None:
         self.settings = settings
+        self.volume_only = volume_only
         self.detector = Detector(settings)
         self.lifecycle = Lifecycle(settings)
+        self.surge_detector = SurgeDetector(settings, volume_only=volume_only)
+        self.surge_lifecycle = Lifecycle(settings, kind="surge")
 
     def apply(
         self, state: BrandState | None, post: ScoredPost, partition: int, offset: int
@@ -97,6 +107,31 @@ class AlertEngine:
         alerts, records = self._close_until(state, target)
         return ApplyResult(state, alerts, records, "applied")
 
+    def apply_count(
+        self, state: BrandState | None, brand: str, bucket_start: float, voices: int
+    ) -> ApplyResult:
+        """Volume-only history: `voices` voices of unknown sentiment in the bucket that starts
+        at `bucket_start` (epoch seconds, aligned to bucket_seconds), which then closes.
+
+        Buckets must come oldest first; one at or before the last closed one is "late".
+        """
+        if voices < 0:
+            raise ValueError(f"a bucket cannot hold {voices} voices")
+        if state is None:
+            state = BrandState(brand=brand)
+        index = bucket_index(bucket_start, self.settings.bucket_seconds)
+        if state.next_close is not None and index < state.next_close:
+            state.late_events += 1
+            return ApplyResult(state, [], [], "late")
+        state.buckets[index] = Bucket(index=index, posts=voices, overflow_posts=voices)
+        end = (index + 1) * self.settings.bucket_seconds + self.settings.allowed_lateness_seconds
+        state.watermark = max(state.watermark or end, end)
+        target = self.close_target(state.watermark)
+        if state.next_close is None:
+            state.next_close = index
+        alerts, records = self._close_until(state, target)
+        return ApplyResult(state, alerts, records, "applied")
+
     def advance(self, state: BrandState, stream_time: float) -> ApplyResult:
         """Close the brand's buckets as if its watermark had reached `stream_time`.
 
@@ -116,7 +151,7 @@ class AlertEngine:
         target = self.close_target(stream_time)
         if state.next_close is None or state.next_close >= target:
             return ApplyResult(state, [], [], "unchanged")
-        if not state.buckets and state.incident is None:
+        if not state.buckets and not _open_incidents(state):
             return ApplyResult(state, [], [], "unchanged")
         alerts, records = self._close_until(state, target)
         return ApplyResult(state, alerts, records, "advanced")
@@ -173,8 +208,8 @@ class AlertEngine:
             return index
         later = [i for i in state.buckets if i > index]
         land = min(min(later) - 1 if later else target - 1, target - 1)
-        if state.incident is not None:
-            due = state.incident.last_elevated + self.settings.quiet_seconds
+        for incident in _open_incidents(state):
+            due = incident.last_elevated + self.settings.quiet_seconds
             land = min(land, math.ceil(due / self.settings.bucket_seconds) - 1)
         return max(index, land)
 
@@ -187,13 +222,22 @@ class AlertEngine:
         first = index - self.settings.window_buckets + 1
         if any(first <= i <= index for i in state.buckets):
             return True
-        incident = state.incident
         end = (index + 1) * self.settings.bucket_seconds
-        return incident is not None and end - incident.last_elevated >= self.settings.quiet_seconds
+        return any(
+            end - incident.last_elevated >= self.settings.quiet_seconds
+            for incident in _open_incidents(state)
+        )
 
     def _evaluate(self, state: BrandState, index: int) -> tuple[list[Alert], BrandBucket | None]:
-        """Judge the windows ending with bucket `index`, step the lifecycle, learn."""
+        """Judge the windows ending with bucket `index`, step both lifecycles, learn."""
         s = self.settings
+        newest = window_counts(state.buckets.values(), index, index, 0)
+        if self.volume_only:
+            alerts = self._surge(state, index, newest)
+            record = self._record(state, index, None, newest)
+            self._learn_surge(state, index, newest)
+            return alerts, record
+        was_open = state.incident is not None or state.surge_incident is not None
         buckets = state.buckets.values()
         full = window_counts(buckets, index - s.window_buckets + 1, index, s.samples_per_alert)
         full_verdict = self.detector.judge(full, state.share, state.volume)
@@ -201,7 +245,6 @@ class AlertEngine:
         for length in sorted(set(s.short_windows) - {s.window_buckets}):
             window = window_counts(buckets, index - length + 1, index, s.samples_per_alert)
             verdict = _most_severe(verdict, self.detector.judge(window, state.share, state.volume))
-        newest = window_counts(buckets, index, index, 0)
         ev = Evaluation(
             brand=state.brand,
             bucket_start=index * s.bucket_seconds,
@@ -215,10 +258,55 @@ class AlertEngine:
             model_version=state.model_version,
         )
         state.incident, alerts = self.lifecycle.step(state.incident, ev)
-        record = self._record(state, index, full_verdict, ev)
+        if s.surge_enabled:
+            alerts += self._surge(state, index, newest)
+        record = self._record(state, index, full_verdict, newest)
         if state.incident is None:
             self._learn(state, full.counts.share, full.voices, ev)
+        if not was_open and state.incident is None and state.surge_incident is None:
+            self._learn_surge(state, index, newest)
         return alerts, record
+
+    def _surge(self, state: BrandState, index: int, newest: Window) -> list[Alert]:
+        """Judge the surge windows ending with bucket `index` and step the surge lifecycle."""
+        s = self.settings
+        if not s.surge_enabled:
+            return []
+        judged = self.surge_detector.judge(
+            state.buckets.values(),
+            index,
+            state.surge,
+            self.detector.trigger_level(state.share),
+            state.share.mean if self.detector.is_warm(state.share) else None,
+        )
+        ev = Evaluation(
+            brand=state.brand,
+            bucket_start=index * s.bucket_seconds,
+            bucket_end=(index + 1) * s.bucket_seconds,
+            verdict=judged.verdict,
+            elevated=self.surge_detector.elevated(newest, state.surge),
+            share=replace(state.share),
+            volume=replace(state.volume),
+            warm=self.detector.is_warm(state.share),
+            model_id=state.model_id,
+            model_version=state.model_version,
+            expected_voices=judged.expected_voices,
+            expected_negatives=None if self.volume_only else judged.expected_negatives,
+        )
+        state.surge_incident, alerts = self.surge_lifecycle.step(state.surge_incident, ev)
+        return alerts
+
+    def _learn_surge(self, state: BrandState, index: int, newest: Window) -> None:
+        """Update the seasonal baseline with one bucket outside any incident (a bucket that
+        was in an incident of either rule, even its last one, is not learned)."""
+        if not self.settings.surge_enabled or state.surge_incident or state.incident:
+            return
+        surge = state.surge
+        elapsed = float(index - surge.learned_at) if surge.learned_at is not None else 0.0
+        surge.voices.learn(newest.voices, index, elapsed, self.settings)
+        if not self.volume_only:
+            surge.negatives.learn(newest.negative_voices, index, elapsed, self.settings)
+        surge.learned_at = index
 
     def _learn(self, state: BrandState, share: float | None, voices: int, ev: Evaluation) -> None:
         """Update the baseline with a full window outside any incident.
@@ -240,30 +328,38 @@ class AlertEngine:
         state.baseline_at = ev.bucket_end
 
     def _record(
-        self, state: BrandState, index: int, verdict: Verdict, ev: Evaluation
+        self, state: BrandState, index: int, verdict: Verdict | None, newest: Window
     ) -> BrandBucket | None:
         bucket = state.buckets.get(index)
         if bucket is None or bucket.posts == 0:
             return None
-        start = utc(ev.bucket_start)
-        phase = "incident" if state.incident else ("normal" if ev.warm else "warmup")
+        s = self.settings
+        start = utc(index * s.bucket_seconds)
+        warm = self.detector.is_warm(state.share)
+        phase = "incident" if _open_incidents(state) else ("normal" if warm else "warmup")
+        window = verdict.window.counts if verdict is not None else newest.counts
         return BrandBucket(
             bucket_id=f"{state.brand}|{start.isoformat()}",
             brand=state.brand,
             bucket_start=start,
-            bucket_end=utc(ev.bucket_end),
+            bucket_end=utc((index + 1) * s.bucket_seconds),
             posts=bucket.posts,
             negatives=bucket.negatives,
             neutrals=bucket.neutrals,
             positives=bucket.positives,
-            window=verdict.window.counts,
-            baseline_share=ev.share.mean if ev.warm else None,
-            baseline_std=ev.share.std if ev.warm else None,
-            z=verdict.z,
-            wilson_lower=verdict.wilson_lower,
+            window=window,
+            baseline_share=state.share.mean if warm else None,
+            baseline_std=state.share.std if warm else None,
+            z=verdict.z if verdict is not None else None,
+            wilson_lower=verdict.wilson_lower if verdict is not None else None,
             state=phase,
             late_events=state.late_events,
         )
+
+
+def _open_incidents(state: BrandState) -> list[Incident]:
+    """The brand's open incidents, of both rule families."""
+    return [i for i in (state.incident, state.surge_incident) if i is not None]
 
 
 def _most_severe(best: Verdict, other: Verdict) -> Verdict:

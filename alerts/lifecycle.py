@@ -7,6 +7,10 @@ the incident after it plus the alert events to emit:
 - incident open and the verdict is more severe than the incident -> emit `trigger` with the
   same dedup_key and the higher severity (escalation);
 - incident open and nothing elevated for `quiet_seconds` of event time -> emit `resolve`.
+
+The engine runs one lifecycle per rule family: the negative-share rule (`kind="share"`,
+dedup_key `brandmon/<brand>/<start>`) and the mention-surge rule (`kind="surge"`, dedup_key
+`brandmon/<brand>/surge/<start>`), so a brand can have one open incident of each.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from brandmon.alert_settings import AlertSettings
 from brandmon.alerts.detector import Verdict
@@ -39,6 +44,13 @@ class Evaluation:
     warm: bool
     model_id: str
     model_version: str
+    #: mention_surge only: voices and negative voices the baseline expected in the window.
+    expected_voices: float | None = None
+    expected_negatives: float | None = None
+
+
+#: Which rule family a lifecycle runs: its incidents and dedup keys are its own.
+Kind = Literal["share", "surge"]
 
 
 #: The whole seconds a datetime can hold (years 1 to 9999). Event times come from posts, and
@@ -57,21 +69,24 @@ def compact_stamp(when: datetime) -> str:
     return f"{when.year:04d}{when:%m%d}T{when:%H%M%S}Z"
 
 
-def dedup_key(brand: str, start: float) -> str:
-    """Stable key of an incident: brand plus the start of its triggering bucket."""
+def dedup_key(brand: str, start: float, kind: Kind = "share") -> str:
+    """Stable key of an incident: brand, rule family (surge only) and the start of its
+    triggering bucket."""
     stamp = compact_stamp(utc(start))
-    key = f"brandmon/{brand}/{stamp}"
+    family = "/surge" if kind == "surge" else ""
+    key = f"brandmon/{brand}{family}/{stamp}"
     if len(key) <= MAX_DEDUP_KEY:
         return key
     digest = hashlib.sha256(brand.encode()).hexdigest()[:16]
-    return f"brandmon/{brand[:200]}~{digest}/{stamp}"
+    return f"brandmon/{brand[:200]}~{digest}{family}/{stamp}"
 
 
 class Lifecycle:
     """Turns evaluations into alert events; see the module docstring."""
 
-    def __init__(self, settings: AlertSettings) -> None:
+    def __init__(self, settings: AlertSettings, kind: Kind = "share") -> None:
         self.settings = settings
+        self.kind: Kind = kind
 
     def step(
         self, incident: Incident | None, ev: Evaluation
@@ -81,7 +96,7 @@ class Lifecycle:
             if verdict.severity is None:
                 return None, []
             opened = Incident(
-                dedup_key(ev.brand, ev.bucket_start),
+                dedup_key(ev.brand, ev.bucket_start, self.kind),
                 ev.bucket_start,
                 verdict.severity,
                 ev.bucket_end,
@@ -97,7 +112,9 @@ class Lifecycle:
         # (a brand gone silent right after a spike used to resolve and re-trigger).
         quiet = ev.bucket_end - incident.last_elevated >= self.settings.quiet_seconds
         if quiet and verdict.severity is None:
-            severity: Severity = "critical" if incident.severity == "critical" else "warning"
+            severity: Severity = "info" if incident.severity == "info" else "warning"
+            if incident.severity == "critical":
+                severity = "critical"
             return None, [self._alert(ev, incident, "resolve", severity, "quiet")]
         return incident, []
 
@@ -129,6 +146,8 @@ class Lifecycle:
             sample_post_ids=list(window.samples) if action == "trigger" else [],
             model_id=ev.model_id,
             model_version=ev.model_version,
+            expected_voices=ev.expected_voices,
+            expected_negative_voices=ev.expected_negatives,
         )
 
     def _summary(self, ev: Evaluation, incident: Incident, action: Action, severity: str) -> str:
@@ -139,6 +158,8 @@ class Lifecycle:
         span = _duration(
             (ev.verdict.window.last - ev.verdict.window.first + 1) * self.settings.bucket_seconds
         )
+        if self.kind == "surge":
+            return self._surge_summary(ev, action, severity, span, since)
         if action == "resolve":
             return (
                 f"[RESOLVED] {ev.brand}: negative share back to {share} over the last "
@@ -154,6 +175,33 @@ class Lifecycle:
             f"[{severity.upper()}] {ev.brand}: {share} negative "
             f"({counts.negative_voices} of {counts.voices} voices, {counts.posts} posts) "
             f"over {span} ({against}); incident since {since}."
+        )
+
+    def _surge_summary(
+        self, ev: Evaluation, action: Action, severity: str, span: str, since: str
+    ) -> str:
+        counts = ev.verdict.window.counts
+        expected = ev.expected_voices or 0.0
+        if action == "resolve":
+            return (
+                f"[RESOLVED] {ev.brand}: mention surge over, {counts.voices} voices over the "
+                f"last {span} (about {expected:.0f} expected), nothing elevated for "
+                f"{_duration(self.settings.quiet_seconds)} (incident since {since})."
+            )
+        ratio = f"x{counts.voices / expected:.1f}" if expected > 0 else "from nothing"
+        z = f"{ev.verdict.z:.1f}" if ev.verdict.z is not None else "n/a"
+        if ev.expected_negatives is None:
+            sentiment = "sentiment unknown (volume only)"
+        else:
+            share = f"{counts.share:.0%}" if counts.share is not None else "n/a"
+            sentiment = (
+                f"{share} negative ({counts.negative_voices} negative voices vs "
+                f"{ev.expected_negatives:.0f} expected)"
+            )
+        return (
+            f"[{severity.upper()}] {ev.brand}: mention surge, {counts.voices} voices over "
+            f"{span} vs {expected:.0f} expected at this hour ({ratio}, z {z}); {sentiment}; "
+            f"incident since {since}."
         )
 
 

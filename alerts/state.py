@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from brandmon.alerts.seasonal import SurgeBaseline
 from brandmon.alerts.stats import EwStat
 
 STATE_VERSION = 1
@@ -104,6 +105,8 @@ class BrandState:
     - `share` / `volume`: the baseline, updated only outside incidents; `baseline_at` is the
       event time of its last update.
     - `offsets`: highest offset applied per partition, so a replay is not counted twice.
+    - `surge` / `surge_incident`: the mention-surge rule's baseline and open incident (added
+      after version 1 was released: a stored state without them loads with empty ones).
     """
 
     brand: str
@@ -119,6 +122,8 @@ class BrandState:
     future_events: int = 0
     model_id: str = ""
     model_version: str = ""
+    surge: SurgeBaseline = field(default_factory=SurgeBaseline)
+    surge_incident: Incident | None = None
 
     def already_applied(self, partition: int, offset: int) -> bool:
         last = self.offsets.get(partition)
@@ -139,6 +144,8 @@ class BrandState:
             "late": self.late_events,
             "future": self.future_events,
             "model": [self.model_id, self.model_version],
+            "surge": self.surge.to_dict(),
+            "surge_incident": self.surge_incident.to_dict() if self.surge_incident else None,
         }
 
     @classmethod
@@ -151,6 +158,8 @@ class BrandState:
         buckets = [Bucket.from_dict(b) for b in data["buckets"]]
         incident = data["incident"]
         model_id, model_version = data["model"]
+        surge = data.get("surge")  # absent from states stored before the surge rule
+        surge_incident = data.get("surge_incident")
         return cls(
             brand=str(data["brand"]),
             watermark=data["watermark"],
@@ -165,4 +174,6 @@ class BrandState:
             future_events=int(data["future"]),
             model_id=str(model_id),
             model_version=str(model_version),
+            surge=SurgeBaseline.from_dict(surge) if surge else SurgeBaseline(),
+            surge_incident=Incident.from_dict(surge_incident) if surge_incident else None,
         )

@@ -79,6 +79,38 @@ class AlertSettings(BaseModel):
     warmup_critical_share: float = Field(0.60, gt=0, lt=1)
     warmup_min_posts: int = Field(50, ge=1)
 
+    # --- mention surge (volume of voices against the brand's daily rhythm) -----------------
+    #: The surge rule (alerts/surge.py): voices (and negative voices) of the newest 1 or 2
+    #: buckets far above what is normal for the brand at that hour of the day. Its incidents
+    #: have their own rule name (mention_surge) and dedup_key (brandmon/<brand>/surge/<start>).
+    surge_enabled: bool = True
+    surge_windows: tuple[int, ...] = Field((1, 2), description="Lengths (buckets) judged.")
+    #: A surge needs all three: observed >= surge_factor * expected, a z of at least surge_z
+    #: on an overdispersed Poisson scale ((observed - expected) / sqrt(phi * expected)) and
+    #: at least surge_min_voices voices in the window (surge_min_negative_voices negative
+    #: voices for a negative surge).
+    surge_factor: float = Field(2.0, gt=1)
+    surge_z: float = Field(5.0, gt=0)
+    surge_min_voices: int = Field(50, ge=1)
+    surge_min_negative_voices: int = Field(20, ge=1)
+    #: Half-life, in buckets, of the brand's recent level (the baseline until the hour of day
+    #: has enough history) and of its overdispersion phi.
+    surge_level_half_life_buckets: float = Field(15, gt=0)
+    #: Effective buckets of recent level needed before the rule judges at all.
+    surge_warmup_buckets: float = Field(10, ge=0)
+    #: Half-life, in days of history, of each hour-of-day level (24 per series).
+    surge_season_half_life_days: float = Field(7, gt=0)
+    #: Days of history of an hour of the day before its own level replaces the recent one.
+    surge_season_warm_days: float = Field(2, ge=0)
+    #: Learning clips a bucket to expected ± this many (overdispersed) standard deviations, so
+    #: a surge's onset before it triggers, or a one-off burst, barely moves the baseline.
+    surge_clip_z: float = Field(3.0, gt=0)
+    #: An open surge incident stays alive while the newest bucket holds at least this many
+    #: times the expected voices (or negative voices), with a z of at least
+    #: surge_keepalive_z (so a Poisson wobble of a quiet series does not hold it open).
+    surge_keepalive_factor: float = Field(1.5, ge=1)
+    surge_keepalive_z: float = Field(4.0, ge=0)
+
     # --- lifecycle --------------------------------------------------------------------------
     quiet_seconds: int = Field(
         900, ge=0, description="Event time without an elevated bucket before a resolve."
@@ -116,6 +148,8 @@ class AlertSettings(BaseModel):
     #: character of a post's strings escaped to 12 bytes (an astral one is two \uXXXX).
     #: tests/alerts/test_state_size.py builds that state and checks that these bound it.
     _TOP_BYTES: ClassVar[int] = 545  # keys, numbers and brackets of BrandState.to_dict()
+    #: "surge": 2 series of 26 EW stats and "surge_incident" (its key counted in strings).
+    _SURGE_BYTES: ClassVar[int] = 4337
     _BUCKET_BYTES: ClassVar[int] = 193  # {"i": .., "n": [4 ints], "t": {}, "o": [2], "s": []},
     _TEXT_BYTES: ClassVar[int] = 45  # "<16 hex>": ["<16 hex>", 1],
     _OFFSET_BYTES: ClassVar[int] = 37  # "-2147483648": -9223372036854775808,
@@ -144,11 +178,13 @@ class AlertSettings(BaseModel):
         `texts_per_bucket`) and samples_per_alert sample ids."""
         texts = self.max_tracked_posts_per_bucket if texts_per_bucket is None else texts_per_bucket
         char, quotes, comma = self._CHAR_BYTES, 2, 2
-        strings = self.MAX_BRAND_CHARS + self.MAX_DEDUP_KEY_CHARS + 2 * self.MAX_MODEL_FIELD_CHARS
+        keys = 2 * self.MAX_DEDUP_KEY_CHARS  # the open incident of each rule
+        strings = self.MAX_BRAND_CHARS + keys + 2 * self.MAX_MODEL_FIELD_CHARS
         sample = quotes + char * self.MAX_POST_ID_CHARS + comma
         bucket = self._BUCKET_BYTES + texts * self._TEXT_BYTES + self.samples_per_alert * sample
         return (
             self._TOP_BYTES
+            + self._SURGE_BYTES
             + char * strings
             + self.MAX_OFFSET_PARTITIONS * self._OFFSET_BYTES
             + self.max_state_buckets * bucket
@@ -233,6 +269,12 @@ class AlertSettings(BaseModel):
             raise ValueError("z_critical must be >= z_warning")
         if any(not 0 < k <= self.window_buckets for k in self.short_windows):
             raise ValueError("every short window must be between 1 and window_buckets")
+        if not self.surge_windows or any(
+            not 0 < k <= self.window_buckets for k in self.surge_windows
+        ):
+            raise ValueError("surge_windows must be lengths between 1 and window_buckets")
+        if self.surge_keepalive_factor > self.surge_factor:
+            raise ValueError("surge_keepalive_factor must be <= surge_factor")
         if self.warmup_critical_share < self.warmup_share:
             raise ValueError("warmup_critical_share must be >= warmup_share")
         if self.notifier_backoff_max_seconds < self.notifier_backoff_initial_seconds:

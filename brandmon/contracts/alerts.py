@@ -21,8 +21,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 Severity = Literal["info", "warning", "critical"]
 Action = Literal["trigger", "resolve"]
 #: Which test fired: z-score + Wilson against the baseline, the static warm-up rule, the
-#: quiet period that resolves, or a manual test (`brandmon alerts test-notify`).
-Rule = Literal["baseline", "warmup", "quiet", "test"]
+#: volume of voices far above the brand's normal for that hour (mention_surge: its own
+#: incidents, dedup_key brandmon/<brand>/surge/<start>), the quiet period that resolves, or a
+#: manual test (`brandmon alerts test-notify`).
+Rule = Literal["baseline", "warmup", "mention_surge", "quiet", "test"]
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 SCHEMA_VERSION = 1
@@ -68,9 +70,21 @@ class Alert(BaseModel):
     baseline_share: float | None = Field(description="EW mean of the share; null in warm-up.")
     baseline_std: float | None
     baseline_voices: float | None = Field(description="EW mean of voices per window.")
-    z: float | None = Field(description="(share - baseline) / max(std, floor).")
+    z: float | None = Field(
+        description="(share - baseline) / max(std, floor); mention_surge: (voices - expected) "
+        "/ sqrt(phi * expected)."
+    )
     wilson_lower: float | None = Field(description="Lower end of the 95% Wilson interval.")
-    threshold: float = Field(description="Level the Wilson lower bound had to exceed.")
+    threshold: float = Field(
+        description="Level the Wilson lower bound had to exceed; mention_surge: the voices "
+        "the window had to reach."
+    )
+    expected_voices: float | None = Field(
+        None, description="mention_surge: voices expected in the window at that hour."
+    )
+    expected_negative_voices: float | None = Field(
+        None, description="mention_surge: negative voices expected in the window."
+    )
     sample_post_ids: list[str]
     model_id: str
     model_version: str

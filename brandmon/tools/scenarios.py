@@ -30,7 +30,7 @@ from typing import Any
 from brandmon.alert_settings import AlertSettings
 from brandmon.alerts.engine import AlertEngine
 from brandmon.alerts.state import BrandState
-from brandmon.contracts.alerts import Alert
+from brandmon.contracts.alerts import SEVERITY_RANK, Alert
 from brandmon.contracts.posts import ScoredPost, Scores
 
 #: Monday 2026-01-05 00:00 UTC: the scenarios' event-time origin.
@@ -52,9 +52,13 @@ class Profile:
 
 @dataclass(frozen=True)
 class TrueSpike:
+    """A true incident; `severity`: the highest severity its incidents must reach, no more
+    (None: any)."""
+
     brand: str
     start: float
     end: float
+    severity: str | None = None
 
 
 @dataclass
@@ -244,6 +248,35 @@ def late_burst(stream: Stream, scale: float) -> None:
         stream.add("acme", event_time, True, author=f"backfill{i}", arrival=155 * 60 + i * 0.1)
 
 
+def _surge(
+    stream: Stream, brand: str, rate: float, share: float, severity: str, scale: float
+) -> None:
+    """Background for all brands, and a 20-minute burst of `rate` posts a minute on `brand`."""
+    for profile in _brands(scale):
+        background(stream, profile, range(MINUTES))
+    start = (120 + stream.rng.random()) * 60
+    end = start + 20 * 60
+    burst(stream, brand, start, end, rate * scale, share)
+    stream.spikes.append(TrueSpike(brand, start, end, severity))
+
+
+def mention_surge(stream: Stream, scale: float) -> None:
+    """acme's voices triple at its normal negative share: a negative surge too (warning),
+    not mostly negative, so the share rule stays silent."""
+    _surge(stream, "acme", 200, 0.15, "warning", scale)
+
+
+def negative_surge(stream: Stream, scale: float) -> None:
+    """globex's voices triple and the new ones are 70% negative: the most severe case."""
+    _surge(stream, "globex", 80, 0.70, "critical", scale)
+
+
+def viral_positive(stream: Stream, scale: float) -> None:
+    """acme goes viral for a good reason: voices triple, 3% of the new ones negative. A surge,
+    reported at severity info (no page), never higher."""
+    _surge(stream, "acme", 200, 0.03, "info", scale)
+
+
 SCENARIOS: dict[str, Callable[[Stream, float], None]] = {
     "steady": steady,
     "true_spike": true_spike,
@@ -252,7 +285,40 @@ SCENARIOS: dict[str, Callable[[Stream, float], None]] = {
     "slow_drift": slow_drift,
     "gap": gap,
     "late_burst": late_burst,
+    "mention_surge": mention_surge,
+    "negative_surge": negative_surge,
+    "viral_positive": viral_positive,
 }
+
+# --- volume-only scenarios (counts of voices per bucket, surge rule alone) ---------------------
+
+WEEK_MINUTES = 7 * 24 * 60
+
+
+def rhythm(minute: int) -> float:
+    """Relative volume at `minute` of the week (from Monday 00:00 UTC): a daily cycle from
+    0.2 at 4 am to 1.8 in the evening, 25% quieter at the weekend."""
+    hour = minute % 1440 / 60
+    daily = 1.0 - 0.8 * math.cos(2 * math.pi * (hour - 4) / 24)
+    return daily * (0.75 if minute >= 5 * 1440 else 1.0)
+
+
+def rhythm_week(rng: random.Random, scale: float) -> dict[str, list[int]]:
+    """A week of per-minute voices of four brands with only their daily and weekly rhythm,
+    overdispersed (the rate of each minute wobbles by 10%): nothing to report."""
+    counts = {}
+    for profile in _brands(scale):
+        counts[profile.brand] = [
+            _count(rng, profile.rate * rhythm(m) * max(rng.gauss(1.0, 0.1), 0.0))
+            for m in range(WEEK_MINUTES)
+        ]
+    return counts
+
+
+COUNT_SCENARIOS: dict[str, Callable[[random.Random, float], dict[str, list[int]]]] = {
+    "rhythm_week": rhythm_week,
+}
+ALL_SCENARIOS = [*SCENARIOS, *COUNT_SCENARIOS]
 
 
 # --- running and scoring --------------------------------------------------------------------
@@ -281,6 +347,50 @@ def run_stream(
         alerts += result.alerts
         outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
     return alerts, outcomes
+
+
+def run_counts(
+    engine: AlertEngine, counts: dict[str, list[int]], origin: datetime = ORIGIN
+) -> list[Alert]:
+    """Feed per-bucket voices (bucket i of each brand starts at origin + i buckets) through
+    `engine.apply_count`, brand after brand."""
+    alerts: list[Alert] = []
+    bucket = engine.settings.bucket_seconds
+    for brand, values in counts.items():
+        state: BrandState | None = None
+        for i, voices in enumerate(values):
+            result = engine.apply_count(state, brand, origin.timestamp() + i * bucket, voices)
+            state = result.state
+            alerts += result.alerts
+    return alerts
+
+
+def score_counts(
+    name: str, counts: dict[str, list[int]], alerts: list[Alert], s: AlertSettings
+) -> dict[str, Any]:
+    """A volume-only decoy: every incident is a false alert; false alerts per brand-week."""
+    incidents = _incidents(alerts)
+    weeks = max(len(v) for v in counts.values()) * s.bucket_seconds / (7 * 86_400)
+    per_brand_week = len(incidents) / (len(counts) * weeks)
+    return {
+        "scenario": name,
+        "kind": "decoy",
+        "events": sum(sum(v) for v in counts.values()),
+        "late_events": 0,
+        "true_spikes": 0,
+        "alerts_fired": {
+            "trigger": sum(a.action == "trigger" for a in alerts),
+            "resolve": sum(a.action == "resolve" for a in alerts),
+            "incidents": len(incidents),
+        },
+        "false_alerts": list(incidents),
+        "false_alerts_per_brand_week": round(per_brand_week, 3),
+        "precision": None,
+        "recall": None,
+        "time_to_detect_buckets": [],
+        "time_to_resolve_buckets": [],
+        "pass": per_brand_week <= 0.1,
+    }
 
 
 def build(name: str, seed: int, scale: float = 1.0) -> Stream:
@@ -315,9 +425,16 @@ def score(
         if i in detected
     ]
     n_spikes = len(stream.spikes)
+    severities = {i: detected[i]["severity"] for i in detected}
+    wrong_severity = [
+        i
+        for i, sp in enumerate(stream.spikes)
+        if sp.severity and _max_severity(incidents, sp, s.window_buckets * bucket) != sp.severity
+    ]
     ok = (
         len(detected) == n_spikes
         and not false_keys
+        and not wrong_severity
         and all(t <= 2 for t in ttd)
         and all(t is not None and t <= s.quiet_seconds / bucket + 1 for t in ttr)
     )
@@ -339,6 +456,8 @@ def score(
         "recall": round(len(detected) / n_spikes, 3) if n_spikes else None,
         "time_to_detect_buckets": ttd,
         "time_to_resolve_buckets": ttr,
+        "severity": [severities.get(i) for i in range(n_spikes)],
+        "severity_ok": not wrong_severity,
         "pass": ok,
     }
 
@@ -347,14 +466,23 @@ def _incidents(alerts: list[Alert]) -> dict[str, dict[str, Any]]:
     incidents: dict[str, dict[str, Any]] = {}
     for alert in alerts:
         entry = incidents.setdefault(
-            alert.dedup_key, {"brand": alert.brand, "trigger": None, "resolve": None}
+            alert.dedup_key,
+            {"brand": alert.brand, "trigger": None, "resolve": None, "severity": "info"},
         )
+        if SEVERITY_RANK[alert.severity] > SEVERITY_RANK[entry["severity"]]:
+            entry["severity"] = alert.severity
         at = (alert.evaluated_at - ORIGIN).total_seconds()
         if alert.action == "trigger" and entry["trigger"] is None:
             entry["trigger"] = at
         elif alert.action == "resolve":
             entry["resolve"] = at
     return incidents
+
+
+def _max_severity(incidents: dict[str, dict[str, Any]], spike: TrueSpike, slack: float) -> str:
+    """The highest severity of the incidents that match `spike` ("" when none does)."""
+    found = [i["severity"] for i in incidents.values() if _match([spike], i, slack) is not None]
+    return max(found, key=lambda x: SEVERITY_RANK[x], default="")
 
 
 def _match(spikes: list[TrueSpike], incident: dict[str, Any], slack: float) -> int | None:
@@ -377,7 +505,12 @@ def run_scenarios(
     s = settings if settings is not None else AlertSettings()
     engine = AlertEngine(s)
     results = []
-    for name in names or list(SCENARIOS):
+    for name in names or ALL_SCENARIOS:
+        if name in COUNT_SCENARIOS:
+            counts = COUNT_SCENARIOS[name](random.Random(f"{name}/{seed}"), scale)
+            alerts = run_counts(AlertEngine(s, volume_only=True), counts)
+            results.append(score_counts(name, counts, alerts, s))
+            continue
         stream = build(name, seed, scale)
         alerts, outcomes = run_stream(engine, stream.posts)
         results.append(score(name, stream, alerts, outcomes, s))

@@ -12,6 +12,9 @@ from brandmon.alerts.state import BrandState
 from brandmon.contracts.alerts import Alert, BrandBucket
 from brandmon.contracts.posts import ScoredPost, Scores
 
+#: The default settings with the mention-surge rule off: the share rule's tests.
+SHARE_ONLY = AlertSettings(surge_enabled=False)
+
 #: Event-time origin of the tests: Monday 2026-01-05 00:00 UTC (a bucket boundary).
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -68,9 +71,13 @@ def traffic(minutes: Iterable[int], total: int, share: float, **kw: str) -> list
 
 @dataclass
 class Run:
-    """Feeds posts through one engine, remembering everything it emitted."""
+    """Feeds posts through one engine, remembering everything it emitted.
 
-    settings: AlertSettings = field(default_factory=AlertSettings)
+    By default the negative-share rule alone (`SHARE_ONLY`): these tests count its alerts
+    exactly; tests/alerts/test_surge.py runs the mention-surge rule, alone and with it.
+    """
+
+    settings: AlertSettings = field(default_factory=lambda: SHARE_ONLY)
     roundtrip: bool = False
     partition: int = 0
     state: BrandState | None = None

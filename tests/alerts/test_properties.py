@@ -53,20 +53,24 @@ def _stream(burst_list: list[tuple[int, int, float, bool]]) -> list[ScoredPost]:
 
 
 def _check_lifecycle(alerts: list[Alert]) -> None:
-    open_key: str | None = None
-    severity = -1
-    rank = {"warning": 1, "critical": 2}
+    """Per rule family (share, surge): one open incident at a time, triggers only escalate,
+    one resolve closes it; alert ids unique."""
+    open_key: dict[bool, str | None] = {False: None, True: None}
+    severity = {False: -1, True: -1}
+    rank = {"info": 0, "warning": 1, "critical": 2}
     for alert in alerts:
+        surge = "/surge/" in alert.dedup_key
+        assert surge if alert.rule == "mention_surge" else (alert.rule == "quiet" or not surge)
         if alert.action == "trigger":
-            if open_key is None:
-                open_key, severity = alert.dedup_key, rank[alert.severity]
+            if open_key[surge] is None:
+                open_key[surge], severity[surge] = alert.dedup_key, rank[alert.severity]
             else:
-                assert alert.dedup_key == open_key  # escalation of the open incident
-                assert rank[alert.severity] > severity
-                severity = rank[alert.severity]
+                assert alert.dedup_key == open_key[surge]  # escalation of the open incident
+                assert rank[alert.severity] > severity[surge]
+                severity[surge] = rank[alert.severity]
         else:
-            assert alert.dedup_key == open_key  # a resolve closes the open incident
-            open_key = None
+            assert alert.dedup_key == open_key[surge]  # a resolve closes the open incident
+            open_key[surge] = None
     assert len({a.alert_id for a in alerts}) == len(alerts)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from brandmon.tools.scenarios import SCENARIOS, run_scenarios
+from brandmon.tools.scenarios import ALL_SCENARIOS, run_scenarios
 
 QUIET_PLUS_ONE = 16.0
 
@@ -25,6 +25,7 @@ def _check(report: dict[str, Any]) -> None:
             assert r["alerts_fired"]["incidents"] == 0, r
             continue
         assert r["recall"] == 1.0 and r["precision"] == 1.0, r
+        assert r["severity_ok"], r
         assert all(t <= 3 for t in r["time_to_detect_buckets"]), r
         assert all(t is not None and t <= QUIET_PLUS_ONE for t in r["time_to_resolve_buckets"]), r
 
@@ -33,7 +34,7 @@ def _check(report: dict[str, Any]) -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_all_scenarios_with_several_seeds(seed: int) -> None:
     report = run_scenarios(seed=seed)
-    assert [r["scenario"] for r in report["scenarios"]] == list(SCENARIOS)
+    assert [r["scenario"] for r in report["scenarios"]] == ALL_SCENARIOS
     _check(report)
 
 
@@ -52,3 +53,26 @@ def test_first_seed_meets_every_target_and_late_burst_is_counted() -> None:
     late = report["scenarios"][1]
     assert late["kind"] == "decoy" and late["precision"] is None
     assert late["late_events"] == 500
+
+
+SURGES = ["mention_surge", "negative_surge", "viral_positive", "true_spike"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_surge_scenarios_meet_the_targets(seed: int) -> None:
+    """Every surge detected within 2 buckets at its expected severity (viral positive: info,
+    normal share: warning, mostly negative: critical), resolved in time, nothing else."""
+    report = run_scenarios(seed=seed, names=[*SURGES, "rhythm_week"])
+    _check(report)
+    for r in report["scenarios"]:
+        assert all(t <= 2 for t in r["time_to_detect_buckets"]), r
+        assert r["pass"], r
+    week = report["scenarios"][-1]
+    assert week["false_alerts_per_brand_week"] <= 0.1
+
+
+def test_surge_scenarios_first_seed() -> None:
+    report = run_scenarios(seed=1, names=["mention_surge", "negative_surge", "viral_positive"])
+    assert report["all_pass"], report
+    assert [r["severity"] for r in report["scenarios"]] == [["warning"], ["critical"], ["info"]]

@@ -109,6 +109,11 @@ def _worst_state(s: AlertSettings) -> BrandState:
     state.share = EwStat(wide, wide, wide)
     state.volume = EwStat(wide, wide, wide)
     state.incident = Incident(_emoji(3, A.MAX_DEDUP_KEY_CHARS), wide, "critical", wide)
+    state.surge_incident = Incident(_emoji(4, A.MAX_DEDUP_KEY_CHARS), wide, "critical", wide)
+    for series in (state.surge.voices, state.surge.negatives):
+        for stat in [series.recent, series.dispersion, *series.slots]:
+            stat.mean = stat.var = stat.weight = wide
+    state.surge.learned_at = big
     state.offsets = {-(2**31) + i: big for i in range(A.MAX_OFFSET_PARTITIONS)}
     for x in state.buckets.values():
         x.posts = x.negatives = x.neutrals = x.positives = big
@@ -142,7 +147,7 @@ def test_worst_case_state_is_within_the_estimate(s: AlertSettings) -> None:
 
 
 def test_settings_refuse_a_state_that_cannot_fit() -> None:
-    with pytest.raises(ValueError, match="max_tracked_posts_per_bucket to at most 1,29"):
+    with pytest.raises(ValueError, match="max_tracked_posts_per_bucket to at most 1,276"):
         AlertSettings(max_tracked_posts_per_bucket=2_500)
     with pytest.raises(ValueError, match="changelog_max_record_bytes"):
         AlertSettings(changelog_max_record_bytes=500_000)
