@@ -2,7 +2,8 @@
 
 Ten times over, a brand's spike is produced, the test waits for its trigger on `alerts` and
 SIGKILLs the alert worker the moment the trigger appears, then starts a new one. In the end
-every brand has exactly one incident: one trigger and one resolve, one `dedup_key`
+every brand has exactly one incident: one trigger (plus at most one escalation to a higher
+severity), one resolve, one `dedup_key`
 (replayed copies of a record keep their `alert_id`, which consumers dedup on)."""
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from brandmon.kafka_io import JsonProducer, ensure_topics
 from brandmon.settings import Settings
 from tests.alerts.streams import traffic
 from tests.helpers import WorkerProcess, read_topic
+
+#: Alert severities in escalation order.
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -50,10 +54,9 @@ def test_sigkill_right_after_each_trigger_gives_one_trigger_and_one_resolve(
     workers: list[WorkerProcess] = []
 
     def start() -> WorkerProcess:
-        # the share rule's incident across kills; the surge rule is off here because each
-        # brand's calm traffic comes after ~100 silent minutes, which its level decays over
-        # (a surge at info on some runs); the surge rule's state round trip is tested in
-        # tests/alerts/test_surge.py
+        # the share rule's incident across kills, so the surge rule is off: each brand's calm
+        # traffic comes after ~100 silent minutes, which the surge level decays over; the
+        # surge rule's state round trip is tested in tests/alerts/test_surge.py
         worker = alert_worker_factory(
             BRANDMON_ALERTS__QUIET_SECONDS="180", BRANDMON_ALERTS__SURGE_ENABLED="false"
         )
@@ -99,6 +102,15 @@ def test_sigkill_right_after_each_trigger_gives_one_trigger_and_one_resolve(
             for a in got
             if a["brand"] == brand
         ]
-        assert len(seen["trigger"]) == 1, (brand, trail)
+        # one incident: its first trigger, at most one escalation (a later trigger with a
+        # higher severity, e.g. warning -> critical when the next minute is worse), never a
+        # second page at the same severity; a replayed event keeps its alert_id
+        first_seen: dict[str, str] = {}
+        for a in got:
+            if a["brand"] == brand and a["action"] == "trigger":
+                first_seen.setdefault(a["alert_id"], a["severity"])
+        ranks = [SEVERITY_RANK[severity] for severity in first_seen.values()]
+        assert 1 <= len(ranks) <= 2, (brand, trail)
+        assert ranks == sorted(set(ranks)), (brand, trail)
         assert len(seen["resolve"]) == 1, (brand, trail)
         assert len(seen["dedup_key"]) == 1, (brand, seen)
