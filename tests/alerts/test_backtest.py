@@ -8,24 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from brandmon.alerts.cli import CHANNEL_VARIABLES, register
+from brandmon.alerts.cli import CHANNEL_VARIABLES
+from tests.alerts.harness import alerts_app
 from tests.alerts.streams import T0, traffic
 
 runner = CliRunner()
-
-
-def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """brandmon (test harness)."""
-
-    register(app)
-    return app
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +40,7 @@ def _rhythm(days: int) -> list[int]:
 
 
 def _invoke(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(_app(), ["alerts", "backtest", *args])
+    result = runner.invoke(alerts_app(), ["alerts", "backtest", *args])
     return result.exit_code, result.stdout, result.stderr
 
 

@@ -5,26 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from brandmon.alerts.cli import CHANNEL_VARIABLES, register
+from brandmon.alerts.cli import CHANNEL_VARIABLES
+from tests.alerts.harness import alerts_app
 from tests.alerts.recorder import Recorder
 
 runner = CliRunner()
 #: The Recorder serves plain http on 127.0.0.1.
 LOCAL = {"BRANDMON_ALERTS__ALLOW_INSECURE_HTTP": "true"}
-
-
-def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """brandmon (test harness)."""
-
-    register(app)
-    return app
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +31,7 @@ def no_lasting_log_redaction(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_test_notify_without_channels_says_what_to_set() -> None:
-    result = runner.invoke(_app(), ["alerts", "test-notify"])
+    result = runner.invoke(alerts_app(), ["alerts", "test-notify"])
     assert result.exit_code == 2
     assert "BRANDMON_ALERTS__PAGERDUTY_ROUTING_KEY" in result.output
     assert "BRANDMON_ALERTS__WEBHOOK_URL" in result.output
@@ -56,7 +45,7 @@ def test_test_notify_reports_each_channel() -> None:
             "BRANDMON_ALERTS__PAGERDUTY_URL": bad.url("/v2/enqueue"),
             "BRANDMON_ALERTS__PAGERDUTY_ROUTING_KEY": "rk-secret-123",
         }
-        result = runner.invoke(_app(), ["alerts", "test-notify"], env=env)
+        result = runner.invoke(alerts_app(), ["alerts", "test-notify"], env=env)
     assert result.exit_code == 1, result.output
     assert "webhook: ok" in result.output
     assert "pagerduty: FAILED (trigger: HTTP 400)" in result.output
@@ -69,7 +58,7 @@ def test_test_notify_reports_each_channel() -> None:
 def test_test_notify_all_ok_exits_zero() -> None:
     with Recorder() as rec:
         env = {**LOCAL, "BRANDMON_ALERTS__SLACK_WEBHOOK_URL": rec.url("/services/x")}
-        result = runner.invoke(_app(), ["alerts", "test-notify"], env=env)
+        result = runner.invoke(alerts_app(), ["alerts", "test-notify"], env=env)
     assert result.exit_code == 0, result.output
     assert "slack: ok" in result.output
     assert len(rec.requests) == 2
@@ -77,7 +66,7 @@ def test_test_notify_all_ok_exits_zero() -> None:
 
 def test_test_notify_refuses_plain_http_without_the_setting() -> None:
     env = {"BRANDMON_ALERTS__WEBHOOK_URL": "http://hooks.example.com/hook/WEBHOOKs3cr3tABC"}
-    result = runner.invoke(_app(), ["alerts", "test-notify"], env=env)
+    result = runner.invoke(alerts_app(), ["alerts", "test-notify"], env=env)
     assert result.exit_code == 2
     assert "BRANDMON_ALERTS__WEBHOOK_URL: webhook_url must be an https:// URL" in result.output
     assert "BRANDMON_ALERTS__ALLOW_INSECURE_HTTP=true" in result.output
@@ -86,7 +75,7 @@ def test_test_notify_refuses_plain_http_without_the_setting() -> None:
 
 def test_scenarios_prints_json() -> None:
     result = runner.invoke(
-        _app(), ["alerts", "scenarios", "--scenario", "gap", "--json", "--check"]
+        alerts_app(), ["alerts", "scenarios", "--scenario", "gap", "--json", "--check"]
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -95,5 +84,5 @@ def test_scenarios_prints_json() -> None:
 
 
 def test_scenarios_rejects_unknown_names() -> None:
-    result = runner.invoke(_app(), ["alerts", "scenarios", "--scenario", "nope"])
+    result = runner.invoke(alerts_app(), ["alerts", "scenarios", "--scenario", "nope"])
     assert result.exit_code == 2
