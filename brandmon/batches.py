@@ -369,7 +369,11 @@ def topic_exists(settings: Settings) -> Exists:
     probe = BrokerProbe(settings)
 
     async def exists(topic: str) -> bool | None:
-        return await probe.topic_exists(topic)
+        # asked only after a send failed on an unknown topic: rare, so no clients stay open
+        try:
+            return await probe.topic_exists(topic)
+        finally:
+            await probe.close()
 
     return exists
 

@@ -146,6 +146,11 @@ def add_health(health: Health) -> None:
     started = time.monotonic()
     probe = BrokerProbe(health.settings)  # aiokafka, never librdkafka: see brandmon.broker_probe
 
+    async def close_probe(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await probe.close()  # its clients would otherwise be left unclosed at exit
+
+    app.on_before_shutdown.connect(close_probe)  # type: ignore[arg-type]  # mode types the handler too narrowly
+
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
         # rendering thousands of series takes a while: keep it off the event loop
