@@ -32,7 +32,7 @@ from tests.helpers import ALERT_WORKER, WorkerProcess
 if TYPE_CHECKING:
     from brandmon.broker import LocalBroker
 
-pytest_plugins = ["tests.model_fixtures"]
+pytest_plugins = ["tests.model_fixtures", "tests.label_studio_fixture"]
 
 # CI runs the property tests with a fixed derivation of examples, so a submission's result does
 # not depend on a lucky draw; developers' runs keep exploring new examples.

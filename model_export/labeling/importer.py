@@ -77,7 +77,8 @@ def build_rows(
     seed: int,
     threshold: float = DEFAULT_THRESHOLD,
 ) -> ImportResult:
-    """Majority labels, agreement and the grouped train/test split of exported tasks."""
+    """Majority labels, agreement and the grouped train/test split of exported tasks. The
+    rows are ordered by post id, so one `seed` gives one split whatever the tasks' order."""
     rows: list[dict[str, Any]] = []
     ties = 0
     for task in tasks:
@@ -88,6 +89,9 @@ def build_rows(
             ties += 1
         else:
             rows.append(training_row(task, label))
+    # The split must not depend on the tasks' order in the project, which follows the order
+    # `label export` read the posts (partitions interleave differently on every read).
+    rows.sort(key=lambda row: (str(row["id"] or ""), row["text"]))
     groups = near_duplicate_groups([row["text"] for row in rows], threshold)
     train, test = grouped_split(rows, groups, test_share, seed)
     per_label = {

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from brandmon.contracts.manifest import CANONICAL_LABELS
+from brandmon.contracts.posts import ScoredPost
 from brandmon.model_export.labeling.select import Candidate
 
 #: Names in the labeling config that tasks, predictions and the import all refer to.
@@ -46,6 +47,13 @@ def choice_result(label: str) -> list[dict[str, Any]]:
     ]
 
 
+def model_name(post: ScoredPost) -> str:
+    """`name@version` of the model that scored `post`. The score worker's `model_id` is
+    already that (`brandmon-sentiment-minilm@1.0.0`); a bare name gets its version added."""
+    suffix = f"@{post.model_version}"
+    return post.model_id if post.model_id.endswith(suffix) else post.model_id + suffix
+
+
 def to_task(candidate: Candidate) -> dict[str, Any]:
     """The Label Studio task of a picked post, pre-annotated with the model's label."""
     post = candidate.post
@@ -61,7 +69,7 @@ def to_task(candidate: Candidate) -> dict[str, Any]:
         },
         "predictions": [
             {
-                "model_version": f"{post.model_id}@{post.model_version}",
+                "model_version": model_name(post),
                 "score": round(candidate.confidence, 4),
                 "result": choice_result(post.label),
             }

@@ -3,19 +3,14 @@ from its own venv on loopback, `label export` fills a project with pre-annotated
 annotators label through Label Studio's API, and `label import` turns their work into
 train/test JSONL with an agreement report and a split no near-duplicate crosses.
 
-Skipped only where Label Studio's venv is absent (`make label-studio` creates it; `make test`
-does so first, so CI runs this).
+The server is the session's `label_studio` fixture (tests/label_studio_fixture.py), skipped
+only where Label Studio's venv is absent (`make label-studio` creates it; `make test` does so
+first, so CI runs this).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,76 +18,14 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from brandmon.broker import free_port
 from brandmon.cli import app
 from brandmon.model_export.labeling.client import LabelStudioClient
 from brandmon.model_export.labeling.dedup import normalise
-from brandmon.model_export.labeling.server import START_TIMEOUT
 from brandmon.model_export.labeling.tasks import choice_result
+from tests.label_studio_fixture import PASSWORD, TOKEN, Server
 from tests.model_export.labeling.posts import scored, write_jsonl
 
 pytestmark = [pytest.mark.slow]
-
-VENV = Path(
-    os.environ.get("BRANDMON_LABEL_STUDIO_VENV", "~/.cache/brandmon/label-studio-venv")
-).expanduser()
-TOKEN = "brandmon0test0token0000000000000000000000"
-PASSWORD = "brandmon-test-password"
-
-
-@dataclass(frozen=True)
-class Server:
-    url: str
-    env: dict[str, str]
-    start_seconds: float
-
-
-def _wait_for_token(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"`brandmon label serve` exited early:\n{log.read_text()[-3000:]}")
-        try:
-            headers = {"Authorization": f"Token {TOKEN}"}
-            if httpx.get(f"{url}/api/current-user/whoami", headers=headers).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1.0)
-    pytest.fail(f"Label Studio not ready in {START_TIMEOUT:.0f} s:\n{log.read_text()[-3000:]}")
-
-
-@pytest.fixture(scope="session")
-def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not (VENV / "bin" / "label-studio").is_file():
-        pytest.skip(f"no Label Studio venv at {VENV}: create it with `make label-studio`")
-    folder = tmp_path_factory.mktemp("label-studio")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        "BRANDMON_LABEL_STUDIO_URL": url,
-        "BRANDMON_LABEL_STUDIO_TOKEN": TOKEN,
-        "BRANDMON_LABEL_STUDIO_PASSWORD": PASSWORD,
-        "BRANDMON_LABEL_STUDIO_VENV": str(VENV),
-        "BRANDMON_LABEL_STUDIO_DATA_DIR": str(folder / "data"),
-    }
-    log = folder / "serve.log"
-    started = time.monotonic()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "brandmon.cli", "label", "serve"],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_for_token(url, process, log)
-        yield Server(url, env, time.monotonic() - started)
-    finally:
-        process.terminate()  # serve stops its label-studio child on SIGTERM
-        process.wait(60)
-    with httpx.Client() as client, pytest.raises(httpx.HTTPError):
-        client.get(f"{url}/health", timeout=2.0)  # the server went with it
 
 
 def _run(env: dict[str, str], *args: str) -> str:

@@ -29,12 +29,13 @@ BRANDS = ("acme", "globex", "initech")
 
 
 class Feeder:
-    """Produces posts p0, p1, ... (brand by turns, key = brand) until stopped."""
+    """Produces posts p<first>, p<first + 1>, ... (brand by turns, key = brand) until
+    stopped; `sent` is the next post's number."""
 
-    def __init__(self, settings: Settings, every: float = 0.01) -> None:
+    def __init__(self, settings: Settings, every: float = 0.01, first: int = 0) -> None:
         self.settings = settings
         self.every = every
-        self.sent = 0
+        self.sent = first
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 

@@ -26,7 +26,7 @@ def scored(
         created_at=T0 + timedelta(hours=hours),
         label=LABELS[max(range(3), key=lambda i: probs[i])],
         scores={"negative": probs[0], "neutral": probs[1], "positive": probs[2]},
-        model_id="brandmon-sentiment-minilm",
+        model_id="brandmon-sentiment-minilm@0.1.0",  # name@version, as the score worker writes
         model_version="0.1.0",
         scored_at=T0 + timedelta(hours=hours, seconds=1),
     )

@@ -86,6 +86,30 @@ def test_import_from_an_export_file_writes_train_test_and_a_summary(tmp_path: Pa
     assert "1 ties" in output
 
 
+def test_import_splits_the_same_labels_the_same_way_whatever_the_task_order(
+    tmp_path: Path,
+) -> None:
+    # a project's task order follows the order `label export` read posts.scored's partitions
+    export = [
+        {
+            "id": i,
+            "data": {"text": f"post {i} on widget {i * 13} and gadget {i * 5}", "post_id": f"p{i}"},
+            "annotations": [{"result": choice_result(("negative", "neutral", "positive")[i % 3])}],
+        }
+        for i in range(30)
+    ]
+    files = []
+    for name, tasks in (("forward", export), ("reversed", export[::-1])):
+        (tmp_path / f"{name}.json").write_text(json.dumps(tasks))
+        out = tmp_path / name
+        args = ("--from-file", str(tmp_path / f"{name}.json"), "--out-dir", str(out))
+        code, output = _invoke("import", *args, "--test-share", "0.3", "--seed", "4")
+        assert code == 0, output
+        files.append([(out / part).read_text() for part in ("train.jsonl", "test.jsonl")])
+    assert files[0] == files[1]
+    assert files[0][1].count("\n") == 9
+
+
 def test_import_of_a_file_that_is_no_export_says_so(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"not": "tasks"}')
     code, output = _invoke("import", "--from-file", str(tmp_path / "x.json"))

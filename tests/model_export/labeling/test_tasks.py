@@ -11,6 +11,7 @@ from brandmon.model_export.labeling.tasks import (
     LABEL_CONFIG,
     ExportFormatError,
     choice_result,
+    model_name,
     read_export,
     to_task,
 )
@@ -41,6 +42,17 @@ def test_task_carries_the_post_and_the_models_label_as_a_prediction() -> None:
     root = ET.fromstring(LABEL_CONFIG)
     assert region["from_name"] == root.find("Choices").get("name")  # type: ignore[union-attr]
     assert region["to_name"] == root.find("Text").get("name")  # type: ignore[union-attr]
+
+
+def test_prediction_names_the_model_once_whatever_form_its_id_has() -> None:
+    # the score worker writes model_id as name@version; the version must not be added again
+    post = scored("p1", "fine", (0.1, 0.2, 0.7))
+    assert post.model_id == "brandmon-sentiment-minilm@0.1.0"
+    assert model_name(post) == "brandmon-sentiment-minilm@0.1.0"
+    bare = post.model_copy(update={"model_id": "sentiment", "model_version": "2.0.0"})
+    assert model_name(bare) == "sentiment@2.0.0"
+    (prediction,) = to_task(Candidate(bare, uncertainty=0.3))["predictions"]
+    assert prediction["model_version"] == "sentiment@2.0.0"
 
 
 def test_export_reading_keeps_choices_and_counts_cancelled_and_empty() -> None:
