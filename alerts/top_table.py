@@ -5,14 +5,34 @@ Pure: it builds a renderable and prints nothing, so tests draw it on a recording
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from brandmon.alerts.top import BrandRow, Frame, OpenIncident
 
+#: Longest brand name shown whole on a narrow terminal.
+BRAND_WIDTH = 14
+#: Newest buckets a sparkline keeps on a narrow terminal.
+SPARK_MIN_WIDTH = 8
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+class Sparkline:
+    """A sparkline that, given less room than its length, drops its oldest buckets (never
+    the newest: they are what the engineer is looking at)."""
+
+    def __init__(self, blocks: str) -> None:
+        self.blocks = blocks
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(min(len(self.blocks), SPARK_MIN_WIDTH), len(self.blocks))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Text(self.blocks[-options.max_width :] if options.max_width > 0 else "")
 
 
 def render(frame: Frame, *, buckets: int, reading_history: bool = False) -> Table:
@@ -21,20 +41,22 @@ def render(frame: Frame, *, buckets: int, reading_history: bool = False) -> Tabl
         title=_title(frame),
         caption=_caption(frame, reading_history),
         caption_justify="left",
-        expand=False,
+        show_edge=False,
     )
-    table.add_column("brand", style="bold", no_wrap=True)
+    day = frame.data_until.astimezone(UTC).date() if frame.data_until else None
+    # on a narrow terminal the baseline, sparkline and incidents wrap or shorten first and a
+    # brand name longer than BRAND_WIDTH is cut; the numbers are never cut
+    table.add_column("brand", style="bold", no_wrap=True, max_width=BRAND_WIDTH)
     table.add_column("posts", justify="right", no_wrap=True)
-    table.add_column("voices", justify="right", no_wrap=True)
     table.add_column("negative", justify="right", no_wrap=True)
     table.add_column("baseline", justify="right", no_wrap=True)
     table.add_column("z", justify="right", no_wrap=True)
-    table.add_column(f"share, last {buckets} buckets", no_wrap=True)
-    table.add_column("open incidents")
+    table.add_column(f"share, last {buckets} buckets")
+    table.add_column("open incidents", min_width=12)
     for row in frame.rows:
-        table.add_row(*_cells(row))
+        table.add_row(*_cells(row, day))
     if not frame.rows:
-        table.add_row("(no brand yet)", "", "", "", "", "", "", "")
+        table.add_row("(no brand yet)", "", "", "", "", "", "")
     return table
 
 
@@ -64,38 +86,39 @@ def _caption(frame: Frame, reading_history: bool) -> str | None:
     return "\n".join(lines) or None
 
 
-def _cells(row: BrandRow) -> tuple[str | Text, ...]:
+def _cells(row: BrandRow, day: date | None) -> tuple[RenderableType, ...]:
     latest = row.latest
     alarming = row.in_incident or (latest is not None and latest.z is not None and latest.z >= 3)
     if latest is None:
-        numbers: tuple[str | Text, ...] = ("–", "–", "–", "–", "–")
+        numbers: tuple[RenderableType, ...] = ("–", "–", "–", "–")
     else:
         share = Text(_percent(latest.share), style="bold red" if alarming else "")
         numbers = (
             str(latest.posts),
-            str(latest.voices),
             share,
-            _baseline(latest.baseline_share, latest.baseline_std),
+            _baseline(latest.baseline_share),
             f"{latest.z:.1f}" if latest.z is not None else "–",
         )
-    return (row.brand, *numbers, row.sparkline, _incidents(row))
+    return (row.brand, *numbers, Sparkline(row.sparkline), _incidents(row, day))
 
 
-def _incidents(row: BrandRow) -> Text:
+def _incidents(row: BrandRow, day: date | None) -> Text:
     text = Text()
     for n, incident in enumerate(row.incidents):
         if n:
             text.append("\n")
-        text.append_text(_incident(incident))
+        text.append_text(_incident(incident, day))
     if not row.incidents and row.in_incident:
         text.append("open (trigger older than what was read)", style="bold red")
     return text
 
 
-def _incident(incident: OpenIncident) -> Text:
+def _incident(incident: OpenIncident, day: date | None) -> Text:
+    start = incident.incident_start.astimezone(UTC)
+    since = f"{start:%H:%M}" if start.date() == day else f"{start:%Y-%m-%d %H:%M}"
     return Text.assemble(
         (incident.severity.upper(), SEVERITY_STYLE.get(incident.severity, "")),
-        f" {incident.rule} since {_clock(incident.incident_start)}",
+        f" {incident.rule} since {since}",
     )
 
 
@@ -103,10 +126,8 @@ def _percent(value: float | None) -> str:
     return f"{value:.1%}" if value is not None else "–"
 
 
-def _baseline(mean: float | None, std: float | None) -> str:
-    if mean is None:
-        return "warm-up"
-    return f"{mean:.1%} ±{std * 100:.1f}" if std is not None else f"{mean:.1%}"
+def _baseline(mean: float | None) -> str:
+    return "warm-up" if mean is None else f"{mean:.1%}"
 
 
 def _clock(moment: datetime) -> str:
