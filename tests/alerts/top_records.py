@@ -49,7 +49,7 @@ def bucket(
         baseline_std=std,
         z=z,
         wilson_lower=None,
-        state=state,  # type: ignore[arg-type]
+        state=state,
         late_events=0,
     )
 
@@ -72,9 +72,9 @@ def alert(
         alert_id=Alert.make_id(key, action, severity, at),
         dedup_key=key,
         brand=brand,
-        action=action,  # type: ignore[arg-type]
-        severity=severity,  # type: ignore[arg-type]
-        rule=rule,  # type: ignore[arg-type]
+        action=action,
+        severity=severity,
+        rule=rule,
         summary=f"[{severity.upper()}] {brand}: {action}",
         incident_start=start,
         evaluated_at=at,
