@@ -353,6 +353,7 @@ def top(
     Brands with open incidents come first (most severe first), then by z. Reads without a
     consumer group, so it commits nothing. Ctrl-C quits.
     """
+    from confluent_kafka import KafkaException
     from rich.console import Console
 
     from brandmon.alerts.top_live import TopicsMissingError, TopOptions, run_top
@@ -375,6 +376,14 @@ def top(
         run_top(settings, options, Console())
     except (BrokerUnreachableError, TopicsMissingError) as exc:
         typer.secho(f"brandmon top: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    except KafkaException as exc:
+        typer.secho(
+            f"brandmon top: Kafka failed: {exc}; check the broker at "
+            f"{settings.bootstrap_servers} and run it again",
+            fg="red",
+            err=True,
+        )
         raise typer.Exit(1) from exc
     except KeyboardInterrupt:
         return

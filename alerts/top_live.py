@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import (
@@ -22,7 +23,7 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 
 from brandmon.alerts.top import Kind, TopView
@@ -34,6 +35,8 @@ from brandmon.settings import Settings
 BATCH = 500
 #: Longest one wait for records; bounds how late Ctrl-C and a redraw can be.
 POLL_SECONDS = 0.2
+#: How long the broker gets to answer at start before the command gives up and says so.
+BROKER_TIMEOUT_SECONDS = 5.0
 #: Rows drawn below the table's own lines (title, header, borders, caption) when the number
 #: of rows follows the terminal's height.
 TABLE_CHROME_LINES = 8
@@ -77,6 +80,9 @@ class TopReader:
         self._kinds = kinds
         self._consumer = Consumer(conf)
         self._pending: dict[tuple[str, int], int] = {}
+        #: The client's last error while it retries (broker gone, leader moving); cleared by
+        #: the next record.
+        self.trouble: str | None = None
 
     def start(self, since_ms: dict[str, int | None]) -> None:
         """Assign every partition of each topic from `since_ms[topic]` (None: the beginning).
@@ -145,7 +151,11 @@ class TopReader:
                 return
             if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise TopicsMissingError(_missing_message(self._settings, [msg.topic()]))
-            raise KafkaException(error)
+            if error.fatal():
+                raise KafkaException(error)
+            self.trouble = error.str()  # librdkafka retries by itself; say so on the screen
+            return
+        self.trouble = None
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
         view.add_raw(self._kinds[topic], msg.value(), where=f"{topic}/{partition}/{offset}")
         high = self._pending.get((topic, partition))
@@ -180,7 +190,7 @@ def run_top(
 
     Raises BrokerUnreachableError or TopicsMissingError (both say what to do).
     """
-    check_broker(settings, timeout=5.0)
+    check_broker(settings, timeout=BROKER_TIMEOUT_SECONDS)
     view = TopView(buckets_kept=options.buckets, brands=options.brands)
     reader = TopReader(
         settings,
@@ -196,31 +206,57 @@ def run_top(
         )
         if options.once:
             reader.read_into(view, options.catch_up_seconds, until_caught_up=True)
-            console.print(_draw(view, options, console, reading=not reader.caught_up))
+            console.print(_draw(reader, view, options, console, clock))
             return
-        _follow(reader, view, options, console)
+        _follow(reader, view, options, console, clock)
     finally:
         reader.close()
 
 
-def _follow(reader: TopReader, view: TopView, options: TopOptions, console: Console) -> None:
+def _follow(
+    reader: TopReader,
+    view: TopView,
+    options: TopOptions,
+    console: Console,
+    clock: Callable[[], float],
+) -> None:
     with Live(
-        _draw(view, options, console, reading=True), console=console, auto_refresh=False
+        _draw(reader, view, options, console, clock), console=console, auto_refresh=False
     ) as live:
         try:
             while True:
                 reader.read_into(view, options.refresh_seconds)
-                live.update(_draw(view, options, console, reading=not reader.caught_up))
-                live.refresh()
+                live.update(_draw(reader, view, options, console, clock), refresh=True)
         except KeyboardInterrupt:
             return  # Ctrl-C: the last frame stays on the screen
 
 
-def _draw(view: TopView, options: TopOptions, console: Console, *, reading: bool) -> Any:
+def _draw(
+    reader: TopReader,
+    view: TopView,
+    options: TopOptions,
+    console: Console,
+    clock: Callable[[], float],
+) -> RenderableType:
     limit = options.limit
     if limit is None:
         limit = 50 if options.once else max(5, console.size.height - TABLE_CHROME_LINES)
-    return render(view.frame(limit), buckets=options.buckets, reading_history=reading)
+    notices = []
+    if not reader.caught_up:
+        notices.append(
+            "still reading recent history…"
+            if not options.once
+            else f"history not fully read within {options.catch_up_seconds:.0f} s"
+        )
+    if reader.trouble is not None:
+        notices.append(f"Kafka: {reader.trouble} (retrying)")
+    return render(
+        view.frame(limit),
+        buckets=options.buckets,
+        now=datetime.fromtimestamp(clock(), UTC),
+        notices=notices,
+        width=console.width,
+    )
 
 
 def _since(now_ms: int, lookback_seconds: float | None) -> int | None:

@@ -5,7 +5,8 @@ Pure: it builds a renderable and prints nothing, so tests draw it on a recording
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.measure import Measurement
@@ -14,8 +15,9 @@ from rich.text import Text
 
 from brandmon.alerts.top import BrandRow, Frame, OpenIncident
 
-#: Longest brand name shown whole on a narrow terminal.
+#: Longest brand name shown whole on a terminal narrower than NARROW columns (80 fit).
 BRAND_WIDTH = 14
+NARROW = 120
 #: Newest buckets a sparkline keeps on a narrow terminal.
 SPARK_MIN_WIDTH = 8
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
@@ -35,18 +37,32 @@ class Sparkline:
         yield Text(self.blocks[-options.max_width :] if options.max_width > 0 else "")
 
 
-def render(frame: Frame, *, buckets: int, reading_history: bool = False) -> Table:
-    """One screen: a row per brand, most urgent first, with what was left out in the caption."""
+def render(
+    frame: Frame,
+    *,
+    buckets: int,
+    now: datetime | None = None,
+    notices: Sequence[str] = (),
+    width: int | None = None,
+) -> Table:
+    """One screen: a row per brand, most urgent first; the caption says what was left out,
+    then each of `notices` (e.g. that history is still being read). With `now`, the title
+    says how old the newest bucket is (a stopped alert worker shows as data growing old).
+    `width`: the terminal's; below NARROW a long brand name is cut to BRAND_WIDTH."""
+    title = _title(frame, now)
     table = Table(
-        title=_title(frame),
-        caption=_caption(frame, reading_history),
+        title=title,
+        min_width=len(title),  # a narrow table would wrap its title
+        caption=_caption(frame, notices),
         caption_justify="left",
         show_edge=False,
     )
     day = frame.data_until.astimezone(UTC).date() if frame.data_until else None
-    # on a narrow terminal the baseline, sparkline and incidents wrap or shorten first and a
-    # brand name longer than BRAND_WIDTH is cut; the numbers are never cut
-    table.add_column("brand", style="bold", no_wrap=True, max_width=BRAND_WIDTH)
+    # on a narrow terminal the sparkline and incidents wrap or shorten first and a brand name
+    # longer than BRAND_WIDTH is cut; the numbers are never cut
+    narrow = width is not None and width < NARROW
+    brand_width = BRAND_WIDTH if narrow else None
+    table.add_column("brand", style="bold", no_wrap=True, max_width=brand_width)
     table.add_column("posts", justify="right", no_wrap=True)
     table.add_column("negative", justify="right", no_wrap=True)
     table.add_column("baseline", justify="right", no_wrap=True)
@@ -60,7 +76,7 @@ def render(frame: Frame, *, buckets: int, reading_history: bool = False) -> Tabl
     return table
 
 
-def _title(frame: Frame) -> str:
+def _title(frame: Frame, now: datetime | None) -> str:
     shown = len(frame.rows) + frame.hidden
     parts = [
         "brandmon top",
@@ -68,14 +84,13 @@ def _title(frame: Frame) -> str:
         f"{frame.open_incidents} open incident{'s' if frame.open_incidents != 1 else ''}",
     ]
     if frame.data_until is not None:
-        parts.append(f"data until {_clock(frame.data_until)}")
+        age = f" ({_age(now - frame.data_until)} ago)" if now is not None else ""
+        parts.append(f"data until {_clock(frame.data_until)}{age}")
     return "  ·  ".join(parts)
 
 
-def _caption(frame: Frame, reading_history: bool) -> str | None:
+def _caption(frame: Frame, notices: Sequence[str]) -> str | None:
     lines = []
-    if reading_history:
-        lines.append("reading recent history…")
     if frame.hidden:
         lines.append(f"+{frame.hidden} more brands (--limit to show more, --brand to pick)")
     if frame.skipped:
@@ -83,6 +98,7 @@ def _caption(frame: Frame, reading_history: bool) -> str | None:
             f"skipped {frame.skipped} unreadable record(s) of {frame.records}; last: "
             f"{frame.last_skip_reason}"
         )
+    lines.extend(notices)
     return "\n".join(lines) or None
 
 
@@ -128,6 +144,14 @@ def _percent(value: float | None) -> str:
 
 def _baseline(mean: float | None) -> str:
     return "warm-up" if mean is None else f"{mean:.1%}"
+
+
+def _age(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
 
 
 def _clock(moment: datetime) -> str:

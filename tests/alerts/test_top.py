@@ -3,7 +3,7 @@ bounds) and the screen drawn on rich's recording Console."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -13,7 +13,7 @@ from rich.console import Console
 from brandmon.alerts.top import SPARK_BLOCKS, Frame, TopView, parse_duration
 from brandmon.alerts.top_table import render
 from brandmon.contracts.alerts import Alert, BrandBucket
-from tests.alerts.top_records import alert, bucket
+from tests.alerts.top_records import T0, alert, bucket
 
 
 def fold(*records: BrandBucket | Alert, **kwargs: int) -> TopView:
@@ -28,7 +28,7 @@ def fold(*records: BrandBucket | Alert, **kwargs: int) -> TopView:
 
 def screen(frame: Frame, buckets: int = 30, width: int = 160) -> str:
     console = Console(record=True, width=width, file=open("/dev/null", "w"))  # noqa: SIM115
-    console.print(render(frame, buckets=buckets))
+    console.print(render(frame, buckets=buckets, width=width))
     return console.export_text()
 
 
@@ -284,6 +284,7 @@ def test_narrow_terminal_keeps_brand_numbers_and_incidents() -> None:
     assert "15.0%" in acme and "CRITICAL" in acme
     assert "since 02:29" in text  # the incident column is not cropped at the right edge
     assert "globex-intern…" in text  # a long name is cut, not wrapped over the numbers
+    assert "globex-international" in screen(view.frame(), width=160)  # whole when there is room
 
 
 def test_screen_says_what_is_left_out() -> None:
@@ -292,6 +293,16 @@ def test_screen_says_what_is_left_out() -> None:
     text = screen(view.frame(limit=3))
     assert "+4 more brands" in text
     assert "skipped 1 unreadable record(s)" in text and "alerts/0/9" in text
+
+
+def test_screen_says_how_old_the_newest_bucket_is_and_passes_notices() -> None:
+    frame = fold(bucket("acme", 0)).frame()  # ends 02:01
+    console = Console(record=True, width=160, file=open("/dev/null", "w"))  # noqa: SIM115
+    now = T0 + timedelta(minutes=4, seconds=30)
+    console.print(render(frame, buckets=30, now=now, notices=["Kafka: broker down (retrying)"]))
+    text = console.export_text()
+    assert "data until 2026-01-05 02:01 UTC (3 min ago)" in text
+    assert "Kafka: broker down (retrying)" in text
 
 
 def test_screen_before_any_record() -> None:
