@@ -93,12 +93,13 @@ class BrandRow:
     latest: BucketPoint | None
     sparkline: str
     incidents: tuple[OpenIncident, ...]
+    #: The alert stage marks the latest bucket as in an incident and no resolve of the brand
+    #: was read since: an incident whose trigger is older than what was read.
+    marked_incident: bool = False
 
     @property
     def in_incident(self) -> bool:
-        """An open incident is known, or the alert stage marks the latest bucket as one (an
-        incident whose trigger is older than what was read)."""
-        return bool(self.incidents) or (self.latest is not None and self.latest.state == "incident")
+        return bool(self.incidents) or self.marked_incident
 
     def sort_key(self) -> tuple[int, int, float, str]:
         rank = max((SEVERITY_RANK[i.severity] for i in self.incidents), default=-1)
@@ -151,6 +152,9 @@ class TopView:
         self._brands: dict[str, _Brand] = {}
         self._open: dict[str, OpenIncident] = {}
         self._closed: OrderedDict[str, None] = OrderedDict()
+        #: Event time of each brand's latest resolve (a brand that went silent in an
+        #: incident keeps a last bucket marked "incident" after its resolve).
+        self._resolved_at: OrderedDict[str, datetime] = OrderedDict()
         self._seen_alerts: OrderedDict[str, None] = OrderedDict()
         self.records = 0
         self.skipped = 0
@@ -212,6 +216,12 @@ class TopView:
         if alert.action == "resolve":
             self._open.pop(key, None)
             _remember(self._closed, key, CLOSED_INCIDENTS)
+            last = self._resolved_at.get(alert.brand)
+            if last is None or alert.evaluated_at > last:
+                self._resolved_at[alert.brand] = alert.evaluated_at
+                self._resolved_at.move_to_end(alert.brand)
+                while len(self._resolved_at) > CLOSED_INCIDENTS:
+                    self._resolved_at.popitem(last=False)
             return True
         if key in self._closed:
             return False  # a trigger read after its resolve: the incident is over
@@ -266,19 +276,27 @@ class TopView:
         points = brand.buckets if brand is not None else {}
         latest = points[max(points)] if points else None
         incidents.sort(key=lambda i: (-SEVERITY_RANK[i.severity], i.incident_start))
+        resolved = self._resolved_at.get(name)
+        marked = (
+            latest is not None
+            and latest.state == "incident"
+            and (resolved is None or resolved < latest.bucket_end)
+        )
         return BrandRow(
             brand=name,
             latest=latest,
             sparkline=sparkline(points.values(), self.buckets_kept),
             incidents=tuple(incidents),
+            marked_incident=marked,
         )
 
 
 def sparkline(points: Iterable[BucketPoint], width: int) -> str:
     """The window shares of the last `width` buckets ending with the newest, oldest first.
 
-    Scaled from 0 to the highest share shown (or the baseline, if higher), so the shape is
-    visible whatever the brand's level; a bucket with no record or no voices is a space.
+    Scaled from 0 to the highest share shown or twice the newest baseline, whichever is
+    higher: a brand at its baseline draws half-height bars, a doubling reaches the top, and a
+    higher spike is the top. A bucket with no record (no posts) or no voices is a space.
     """
     by_start = {p.bucket_start: p for p in points}
     if not by_start:
@@ -294,7 +312,7 @@ def sparkline(points: Iterable[BucketPoint], width: int) -> str:
         shares.pop(0)
         starts.pop(0)
     known = [s for s in shares if s is not None]
-    top = max([*known, newest.baseline_share or 0.0], default=0.0)
+    top = max([*known, 2 * (newest.baseline_share or 0.0)], default=0.0)
     return "".join(_block(share, top) for share in shares)
 
 

@@ -66,6 +66,17 @@ def test_late_or_repeated_trigger_after_resolve_does_not_reopen() -> None:
     assert fold(trigger, resolve, trigger).frame().open_incidents == 0
 
 
+def test_bucket_marked_incident_counts_until_a_resolve_is_read() -> None:
+    marked = bucket("acme", 10, 0.4, state="incident")
+    frame = fold(marked).frame()
+    assert frame.rows[0].in_incident  # its trigger is older than what was read
+    assert "open (trigger older than what was read)" in screen(frame)
+    # the brand went silent; its incident resolved after its last bucket
+    resolve = alert("acme", 30, "resolve", rule="quiet", started=5)
+    (row,) = fold(marked, resolve).frame().rows
+    assert not row.in_incident
+
+
 def test_share_and_surge_incidents_of_one_brand_both_show() -> None:
     view = fold(
         alert("acme", 5, severity="warning"),
@@ -164,10 +175,11 @@ def test_sparkline_is_time_ordered_scaled_to_the_highest_share_with_gaps_blank()
     assert row.sparkline == f"{SPARK_BLOCKS[2]}{SPARK_BLOCKS[4]} {hi}{lo}"
 
 
-def test_sparkline_keeps_the_baseline_in_scale_for_a_calm_brand() -> None:
-    # shares at half the baseline must not be drawn as full bars
-    view = fold(*(bucket("acme", m, 0.05, baseline=0.10) for m in range(3)))
-    assert view.frame().rows[0].sparkline == SPARK_BLOCKS[4] * 3
+def test_sparkline_draws_a_calm_brand_at_half_height_and_a_doubling_at_the_top() -> None:
+    calm = fold(*(bucket("acme", m, 0.10, baseline=0.10) for m in range(3)))
+    assert calm.frame().rows[0].sparkline == SPARK_BLOCKS[4] * 3  # 0.10 of 0.20: mid-height
+    doubled = fold(bucket("acme", 0, 0.10, baseline=0.10), bucket("acme", 1, 0.20, baseline=0.10))
+    assert doubled.frame().rows[0].sparkline == SPARK_BLOCKS[4] + SPARK_BLOCKS[-1]
 
 
 def test_sparkline_is_at_most_the_kept_buckets_wide() -> None:
