@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -64,7 +64,7 @@ class BucketPoint:
         )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class OpenIncident:
     """An incident with a trigger and no resolve yet; severity is the highest triggered."""
 
@@ -76,13 +76,30 @@ class OpenIncident:
     last_event: datetime
     summary: str
 
-    def apply(self, alert: Alert) -> None:
-        """A later (or earlier, out of order) trigger of the same incident."""
-        if SEVERITY_RANK[alert.severity] > SEVERITY_RANK[self.severity]:
-            self.severity, self.rule = alert.severity, alert.rule
-        if alert.evaluated_at >= self.last_event:
-            self.last_event, self.summary = alert.evaluated_at, alert.summary
-        self.incident_start = min(self.incident_start, alert.incident_start)
+    @classmethod
+    def of(cls, alert: Alert) -> OpenIncident:
+        return cls(
+            dedup_key=alert.dedup_key,
+            brand=alert.brand,
+            rule=alert.rule,
+            severity=alert.severity,
+            incident_start=alert.incident_start,
+            last_event=alert.evaluated_at,
+            summary=alert.summary,
+        )
+
+    def with_trigger(self, alert: Alert) -> OpenIncident:
+        """The incident after a later (or earlier, out of order) trigger of it."""
+        higher = SEVERITY_RANK[alert.severity] > SEVERITY_RANK[self.severity]
+        newer = alert.evaluated_at >= self.last_event
+        return replace(
+            self,
+            severity=alert.severity if higher else self.severity,
+            rule=alert.rule if higher else self.rule,
+            last_event=alert.evaluated_at if newer else self.last_event,
+            summary=alert.summary if newer else self.summary,
+            incident_start=min(self.incident_start, alert.incident_start),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +176,9 @@ class TopView:
         self.records = 0
         self.skipped = 0
         self.last_skip_reason: str | None = None
+        #: The last frame and what it was drawn from: redraws with nothing new reuse it.
+        self._cached: tuple[tuple[int, int, int], Frame] | None = None
+        self._changes = 0
 
     # --- input -------------------------------------------------------------------------------
 
@@ -203,6 +223,7 @@ class TopView:
             brand.newest = start
         if new:
             self._evict_brands()
+        self._changes += 1
         return True
 
     def add_alert(self, alert: Alert) -> bool:
@@ -212,6 +233,7 @@ class TopView:
         if alert.alert_id in self._seen_alerts:
             return False
         _remember(self._seen_alerts, alert.alert_id, SEEN_ALERT_IDS)
+        self._changes += 1
         key = alert.dedup_key
         if alert.action == "resolve":
             self._open.pop(key, None)
@@ -226,18 +248,9 @@ class TopView:
         if key in self._closed:
             return False  # a trigger read after its resolve: the incident is over
         incident = self._open.get(key)
-        if incident is None:
-            self._open[key] = OpenIncident(
-                dedup_key=key,
-                brand=alert.brand,
-                rule=alert.rule,
-                severity=alert.severity,
-                incident_start=alert.incident_start,
-                last_event=alert.evaluated_at,
-                summary=alert.summary,
-            )
-        else:
-            incident.apply(alert)
+        self._open[key] = (
+            OpenIncident.of(alert) if incident is None else incident.with_trigger(alert)
+        )
         return True
 
     def _evict_brands(self) -> None:
@@ -251,7 +264,11 @@ class TopView:
     # --- output ------------------------------------------------------------------------------
 
     def frame(self, limit: int = 30) -> Frame:
-        """The rows to draw, most urgent first, at most `limit` of them."""
+        """The rows to draw, most urgent first, at most `limit` of them (sparklines are drawn
+        for those only: with thousands of brands, they are most of the work)."""
+        state = (self._changes, self.records, limit)
+        if self._cached is not None and self._cached[0] == state:
+            return self._cached[1]
         by_brand: dict[str, list[OpenIncident]] = {}
         for incident in self._open.values():
             by_brand.setdefault(incident.brand, []).append(incident)
@@ -261,8 +278,12 @@ class TopView:
             key=BrandRow.sort_key,
         )
         ends = [row.latest.bucket_end for row in rows if row.latest is not None]
-        return Frame(
-            rows=tuple(rows[:limit]),
+        shown = tuple(
+            replace(row, sparkline=sparkline(self._points(row.brand), self.buckets_kept))
+            for row in rows[:limit]
+        )
+        frame = Frame(
+            rows=shown,
             hidden=max(0, len(rows) - limit),
             open_incidents=len(self._open),
             data_until=max(ends, default=None),
@@ -270,11 +291,18 @@ class TopView:
             skipped=self.skipped,
             last_skip_reason=self.last_skip_reason,
         )
+        self._cached = (state, frame)
+        return frame
+
+    def _points(self, name: str) -> Iterable[BucketPoint]:
+        brand = self._brands.get(name)
+        return brand.buckets.values() if brand is not None else ()
 
     def _row(self, name: str, incidents: list[OpenIncident]) -> BrandRow:
+        """The brand's row, without its sparkline."""
         brand = self._brands.get(name)
-        points = brand.buckets if brand is not None else {}
-        latest = points[max(points)] if points else None
+        # the newest bucket is never the one dropped, so `newest` always names a kept one
+        latest = brand.buckets[brand.newest] if brand is not None and brand.newest else None
         incidents.sort(key=lambda i: (-SEVERITY_RANK[i.severity], i.incident_start))
         resolved = self._resolved_at.get(name)
         marked = (
@@ -285,7 +313,7 @@ class TopView:
         return BrandRow(
             brand=name,
             latest=latest,
-            sparkline=sparkline(points.values(), self.buckets_kept),
+            sparkline="",
             incidents=tuple(incidents),
             marked_incident=marked,
         )
