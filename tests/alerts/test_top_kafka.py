@@ -10,8 +10,8 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -151,14 +151,15 @@ def test_bad_lookback_says_what_it_takes() -> None:
 
 
 class Tmux:
-    """A tmux server of its own (its own socket) running one command in a 150x40 pane."""
+    """A tmux server of its own (its socket in the test's folder) running one command in a
+    150x40 pane."""
 
-    def __init__(self) -> None:
-        self.socket = f"brandmon-top-{uuid.uuid4().hex[:8]}"
+    def __init__(self, socket: Path) -> None:
+        self.socket = str(socket)
 
     def tmux(self, *args: str) -> str:
         done = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True
+            ["tmux", "-S", self.socket, *args], capture_output=True, text=True, check=True
         )
         return done.stdout
 
@@ -178,14 +179,14 @@ class Tmux:
         raise AssertionError(f"{text!r} not on the screen after {timeout} s:\n{self.screen()}")
 
     def kill(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
 
 
 @pytest.fixture
-def tmux() -> Iterator[Tmux]:
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed")
-    session = Tmux()
+    session = Tmux(tmp_path / "tmux.sock")
     yield session
     session.kill()
 
