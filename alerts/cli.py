@@ -1,4 +1,5 @@
-"""`brandmon alerts ...`: test the notification channels, run the scenario benchmark, backtest.
+"""`brandmon alerts ...`: test the notification channels, run the scenario benchmark, backtest;
+and `brandmon top`, the live terminal view of every brand and its open incidents.
 
 Only typer and the standard library are imported at module level; the commands import what
 they need.
@@ -32,6 +33,7 @@ CHANNEL_VARIABLES = (
 def register(app: typer.Typer) -> None:
     """Add the `alerts` sub-command group to the brandmon app."""
     app.add_typer(alerts_app, name="alerts")
+    app.command("top")(top)
 
 
 @alerts_app.command("worker")
@@ -297,3 +299,91 @@ def _backtest_settings(bucket_seconds: int | None, *, surge: bool) -> AlertSetti
     except ValidationError as exc:
         message = exc.errors()[0]["msg"]
         raise typer.BadParameter(message, param_hint="--bucket-seconds") from exc
+
+
+def _duration(option: str, text: str) -> float:
+    from brandmon.alerts.top import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from exc
+
+
+def top(
+    brand: Annotated[
+        list[str] | None, typer.Option(help="Show only this brand (repeatable).")
+    ] = None,
+    lookback: Annotated[
+        str,
+        typer.Option(help="History of brand.sentiment read at start (90s, 15m, 1h, 2d)."),
+    ] = "1h",
+    alerts_lookback: Annotated[
+        str,
+        typer.Option(
+            help="History of alerts read at start: incidents triggered before it do not show "
+            "their severity and rule."
+        ),
+    ] = "24h",
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="Read both topics from their oldest record.")
+    ] = False,
+    refresh: Annotated[
+        float, typer.Option(min=0.1, max=60.0, help="Seconds between redraws.")
+    ] = 1.0,
+    buckets: Annotated[
+        int, typer.Option(min=2, max=240, help="Buckets in each brand's sparkline.")
+    ] = 30,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Most brands shown (default: as many as fit the terminal; 50 with --once).",
+            show_default=False,
+        ),
+    ] = None,
+    once: Annotated[
+        bool,
+        typer.Option("--once", help="Read the recent history, print one screen and exit."),
+    ] = False,
+) -> None:
+    """Live view of every brand: volume, negative share against its baseline with a sparkline
+    of the recent buckets, and open incidents (from brand.sentiment and alerts).
+
+    Brands with open incidents come first (most severe first), then by z. Reads without a
+    consumer group, so it commits nothing. Ctrl-C quits.
+    """
+    from confluent_kafka import KafkaException
+    from rich.console import Console
+
+    from brandmon.alerts.top_live import TopicsMissingError, TopOptions, run_top
+    from brandmon.kafka_io import BrokerUnreachableError
+    from brandmon.settings import load_settings
+
+    options = TopOptions(
+        brands=frozenset(brand) if brand else None,
+        lookback_seconds=None if from_beginning else _duration("--lookback", lookback),
+        alerts_lookback_seconds=(
+            None if from_beginning else _duration("--alerts-lookback", alerts_lookback)
+        ),
+        refresh_seconds=refresh,
+        buckets=buckets,
+        limit=limit,
+        once=once,
+    )
+    settings = load_settings()  # exits 2 on invalid settings
+    try:
+        run_top(settings, options, Console())
+    except (BrokerUnreachableError, TopicsMissingError) as exc:
+        typer.secho(f"brandmon top: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    except KafkaException as exc:
+        typer.secho(
+            f"brandmon top: Kafka failed: {exc}; check the broker at "
+            f"{settings.bootstrap_servers} and run it again",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        return
