@@ -34,6 +34,7 @@ system-packages:
 	@echo "  maven                    (mvn)  fetches Kafka's jars from Maven Central, once"
 	@echo "  prometheus               (promtool, prometheus) the rule tests and the live scrape test"
 	@echo "  docker-compose           validates docker-compose.yml where 'docker compose' is missing"
+	@echo "  tmux                     a real terminal for the live 'brandmon top' test"
 	bash .ci/install-system.sh
 
 kafka-jars: $(VENV)/.runtime

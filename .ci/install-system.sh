@@ -6,6 +6,8 @@
 #                   `prometheus` server binary the live scrape test starts on a free port.
 #   docker-compose: Compose 1.29 (Python); no engine needed, it validates docker-compose.yml
 #                   against the Compose schema where the `docker compose` plugin is missing.
+#   tmux:           a real terminal for the live `brandmon top` test (first frame, refresh,
+#                   Ctrl-C).
 # Idempotent: a package whose command is already on PATH (from this package or another, say
 # a JDK installed by hand) is skipped without touching apt's lists, so a second run (or a
 # developer machine that has them) costs nothing. Quiet on success, loud on failure: `set -e`
@@ -18,6 +20,7 @@ declare -A PACKAGES=(
     [maven]=mvn
     [prometheus]=promtool
     [docker-compose]=docker-compose
+    [tmux]=tmux
 )
 
 missing=()

@@ -185,7 +185,7 @@ class Tmux:
 @pytest.fixture
 def tmux(tmp_path: Path) -> Iterator[Tmux]:
     if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed")
+        pytest.skip("tmux is not installed (make test installs it: .ci/install-system.sh)")
     session = Tmux(tmp_path / "tmux.sock")
     yield session
     session.kill()
