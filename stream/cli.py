@@ -107,6 +107,7 @@ def worker() -> None:
     from brandmon.contracts.manifest import ManifestError
     from brandmon.kafka_io import BrokerUnreachableError
     from brandmon.stream.classifier import ProviderUnavailableError
+    from brandmon.stream.rollout import ChallengerError
     from brandmon.stream.worker import run_worker
 
     settings = _settings()
@@ -115,7 +116,12 @@ def worker() -> None:
     )
     try:
         run_worker(settings)
-    except (ManifestError, ProviderUnavailableError, BrokerUnreachableError) as exc:
+    except (
+        ManifestError,
+        ProviderUnavailableError,
+        BrokerUnreachableError,
+        ChallengerError,
+    ) as exc:
         raise _fail(f"brandmon worker cannot start: {exc}") from exc
 
 

@@ -36,9 +36,12 @@ from brandmon.contracts.manifest import (
     MANIFEST_NAME,
     ManifestError,
     load_manifest,
+    resolve_model_folder,
     verify_files,
 )
 from brandmon.metrics import Metrics
+from brandmon.settings import Settings
+from brandmon.stream.challenger import CHALLENGER, CHAMPION, Challenger
 from brandmon.stream.scoring import BatchScorer
 
 log = logging.getLogger(__name__)
@@ -178,6 +181,7 @@ class ModelRollout:
         self._lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brandmon-validate")
         self._shown: tuple[str, ...] | None = None
+        self._challenger_shown: tuple[str, ...] | None = None
         self._show(scorer.classifier)
         for outcome in (PROMOTED, BAD_CHECKSUM, SMOKE_FAILED):  # zeros from the start
             metrics.model_promotions.labels(outcome=outcome)
@@ -214,6 +218,19 @@ class ModelRollout:
             log.info("model promoted (asked by %s via %s): %s", requested_by, trigger, detail)
             return self._record(PROMOTED, folder, requested_by, trigger, detail, new.model_id)
 
+    def set_challenger(self, challenger: Challenger | None) -> None:
+        """Score the next batches with `challenger` beside the champion (None: stop)."""
+        self.scorer.challenger = challenger  # one assignment, read once per batch
+        if self._challenger_shown is not None:
+            self.metrics.model_info.remove(*self._challenger_shown)
+            self._challenger_shown = None
+        if challenger is not None:
+            clf = challenger.classifier
+            labels = (clf.model_id, clf.model_version, CHALLENGER, _provider(clf))
+            self.metrics.model_info.labels(*labels).set(1)
+            self._challenger_shown = labels
+            self.metrics.challenger_errors.labels(mode=challenger.mode)  # zero from the start
+
     def refuse(self, detail: str, requested_by: str, trigger: str) -> Promotion:
         """Record a request that names no usable folder (e.g. an unreadable control message)."""
         log.warning("model promotion request refused (via %s): %s", trigger, detail)
@@ -228,6 +245,7 @@ class ModelRollout:
             "model_path": str(self.active_path),
             "previous_model_path": str(self.previous_path) if self.previous_path else None,
             "last_promotion": self.last.as_json() if self.last else None,
+            "challenger": challenger.about() if (challenger := self.scorer.challenger) else None,
         }
 
     def close(self) -> None:
@@ -250,8 +268,42 @@ class ModelRollout:
 
     def _show(self, classifier: Classifier) -> None:
         """brandmon_model_info names the active model only: the old series is removed."""
-        labels = (classifier.model_id, classifier.model_version, "champion", _provider(classifier))
+        labels = (classifier.model_id, classifier.model_version, CHAMPION, _provider(classifier))
         if self._shown is not None and self._shown != labels:
             self.metrics.model_info.remove(*self._shown)
         self.metrics.model_info.labels(*labels).set(1)
         self._shown = labels
+
+
+class ChallengerError(ValueError):
+    """BRANDMON_CHALLENGER_PATH names no usable model: the worker does not start."""
+
+
+def load_challenger(
+    settings: Settings, loader: Loader, champion_folder: Path, champion: Classifier
+) -> Challenger | None:
+    """The challenger the settings name (validated exactly like a promoted model), or None."""
+    if settings.challenger_path is None:
+        return None
+    try:
+        folder = resolve_model_folder(settings.challenger_path)
+    except ManifestError as exc:
+        raise ChallengerError(f"BRANDMON_CHALLENGER_PATH: {exc}") from exc
+    if folder == champion_folder.resolve():
+        raise ChallengerError(
+            f"BRANDMON_CHALLENGER_PATH names {folder}, the champion's own folder: give another "
+            "model folder (made by `brandmon export`), or unset it"
+        )
+    try:
+        classifier = validate_model(folder, loader)
+    except ModelRejected as exc:
+        raise ChallengerError(
+            f"BRANDMON_CHALLENGER_PATH {folder} refused ({exc.outcome}): {exc.detail}"
+        ) from exc
+    ids = (classifier.model_id, classifier.model_version)
+    if ids == (champion.model_id, champion.model_version):
+        raise ChallengerError(
+            f"the challenger {folder} is {ids[0]} version {ids[1]}, like the champion: records "
+            "could not tell the two apart; export the challenger with its own name or version"
+        )
+    return Challenger(classifier, settings.challenger_mode, settings.challenger_share, folder)

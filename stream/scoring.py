@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from brandmon.contracts.classifier import (
     Classifier,
+    Prediction,
     Probabilities,
     StagedClassifier,
     to_predictions,
@@ -31,6 +32,7 @@ from brandmon.contracts.records import (
     parse_scored,
 )
 from brandmon.metrics import Metrics
+from brandmon.stream.challenger import Challenger, ShadowPair, scored_by_challenger
 
 __all__ = [
     "PARSE_REASONS",
@@ -49,10 +51,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BatchResult:
-    """What one batch produced: every input record is in exactly one of the two lists."""
+    """What one batch produced: every input record is in exactly one of `scored` and `dead`.
+
+    With a challenger in shadow mode, `shadow` holds the challenger's record of scored posts
+    (all of them, or none when the challenger failed on the batch); `challenger_model` is the
+    (model_id, model_version) of the batch's challenger, if any.
+    """
 
     scored: list[tuple[RawRecord, ScoredPost]] = field(default_factory=list)
     dead: list[tuple[RawRecord, DeadLetter]] = field(default_factory=list)
+    shadow: list[tuple[RawRecord, ShadowPair]] = field(default_factory=list)
+    challenger_model: tuple[str, str] | None = None
 
 
 def _utcnow() -> datetime:
@@ -68,6 +77,9 @@ class BatchScorer:
     `classifier` may be replaced at any time from another thread (a model promotion,
     stream/rollout.py): each batch reads it once when it starts and scores every record with
     that one model, so no batch is ever scored partly by one model and partly by another.
+
+    `challenger` (stream/challenger.py) is read once per batch too; None (the default) costs
+    nothing. Its failures never cost the champion's records: see that module's policy.
     """
 
     def __init__(
@@ -77,6 +89,7 @@ class BatchScorer:
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.classifier = classifier
+        self.challenger: Challenger | None = None
         self.metrics = metrics
         self.clock = clock
 
@@ -93,9 +106,90 @@ class BatchScorer:
         self._stage("parse", time.perf_counter() - started)
         self.metrics.posts_consumed.inc(len(records))
         self.metrics.batch_size.observe(len(records))
-        if valid:
-            self._score_valid(self.classifier, valid, result)  # the one model of this batch
+        clf, challenger = self.classifier, self.challenger  # the models of this batch
+        if not valid:
+            return result
+        if challenger is None:
+            self._score_valid(clf, valid, result)
+        elif challenger.mode == "shadow":
+            result.challenger_model = challenger.model
+            self._score_valid(clf, valid, result)
+            self._shadow(challenger, result)
+        else:
+            result.challenger_model = challenger.model
+            self._split(clf, challenger, valid, result)
         return result
+
+    def _shadow(self, challenger: Challenger, result: BatchResult) -> None:
+        """The challenger's record of every post the champion scored (none if it fails)."""
+        champions = result.scored
+        predictions = self._challenger_predict(challenger, [post for _, post in champions])
+        if predictions is None:
+            return
+        clf, scored_at = challenger.classifier, self.clock()
+        for (record, champion), prediction in zip(champions, predictions, strict=True):
+            shadow = champion.model_copy(  # the same post, validated once already
+                update={
+                    "label": prediction.label,
+                    "scores": Scores(**prediction.scores),
+                    "model_id": clf.model_id,
+                    "model_version": clf.model_version,
+                    "scored_at": scored_at,
+                }
+            )
+            result.shadow.append((record, ShadowPair(champion, shadow)))
+
+    def _split(
+        self,
+        clf: Classifier,
+        challenger: Challenger,
+        valid: list[tuple[RawRecord, Post]],
+        result: BatchResult,
+    ) -> None:
+        """The challenger scores its brands' posts, the champion the others (and the
+        challenger's too when it fails). A brand is wholly on one side, so each brand's
+        records keep their order."""
+        theirs = [(r, p) for r, p in valid if scored_by_challenger(p.brand, challenger.share)]
+        if not theirs:
+            self._score_valid(clf, valid, result)
+            return
+        ours = [(r, p) for r, p in valid if not scored_by_challenger(p.brand, challenger.share)]
+        predictions = self._challenger_predict(challenger, [post for _, post in theirs])
+        if predictions is None:
+            ours = valid  # the champion scores the challenger's share of this batch
+        else:
+            clf_b, scored_at = challenger.classifier, self.clock()
+            for (record, post), p in zip(theirs, predictions, strict=True):
+                scored = self._scored(clf_b, post, p.label, p.scores, scored_at)
+                result.scored.append((record, scored))
+        if ours:
+            self._score_valid(clf, ours, result)
+
+    def _challenger_predict(
+        self, challenger: Challenger, posts: Sequence[Post]
+    ) -> list[Prediction] | None:
+        """The challenger's predictions, in order; None (counted) when it fails."""
+        if not posts:
+            return []
+        clf = challenger.classifier
+        started = time.perf_counter()
+        try:
+            predictions = to_predictions(clf.predict_proba([post.text for post in posts]))
+            if len(predictions) != len(posts):
+                raise ValueError(f"{len(predictions)} predictions for {len(posts)} posts")
+        except Exception as exc:  # any challenger failure: counted, the champion carries on
+            self.metrics.challenger_errors.labels(mode=challenger.mode).inc()
+            log.warning(
+                "challenger %s failed on a batch of %d (%s mode): %r; the champion's records "
+                "are delivered as usual",
+                clf.model_id,
+                len(posts),
+                challenger.mode,
+                exc,
+            )
+            return None
+        self._stage("challenger", time.perf_counter() - started)
+        return predictions
 
     def _score_valid(
         self, clf: Classifier, valid: list[tuple[RawRecord, Post]], result: BatchResult
