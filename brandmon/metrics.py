@@ -166,6 +166,13 @@ class Metrics:
             ["mode"],
             registry=r,
         )
+        self.challenger_changes = Counter(
+            "brandmon_challenger_changes_total",
+            "Challenger requests handled at run time (`brandmon model challenger`), by outcome: "
+            "set, cleared, or why the folder was refused (the challenger before stays).",
+            ["outcome"],
+            registry=r,
+        )
         # --- both stages: progress (what /ready reports) ---
         self.agent_stalled = Gauge(
             "brandmon_agent_stalled",

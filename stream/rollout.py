@@ -40,7 +40,7 @@ from brandmon.contracts.manifest import (
     verify_files,
 )
 from brandmon.metrics import Metrics
-from brandmon.settings import Settings
+from brandmon.settings import ChallengerMode, Settings
 from brandmon.stream.challenger import CHALLENGER, CHAMPION, Challenger
 from brandmon.stream.scoring import BatchScorer
 
@@ -65,6 +65,11 @@ BAD_CHECKSUM = "bad_checksum"
 LOAD_FAILED = "load_failed"
 SMOKE_FAILED = "smoke_failed"
 INVALID_REQUEST = "invalid_request"
+#: A challenger of the same model_id and version as the champion (records could not tell
+#: them apart); and the outcomes of a challenger change that is not a refusal.
+SAME_AS_CHAMPION = "same_as_champion"
+CHALLENGER_SET = "set"
+CHALLENGER_CLEARED = "cleared"
 
 Loader = Callable[[Path], Classifier]
 
@@ -182,6 +187,7 @@ class ModelRollout:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brandmon-validate")
         self._shown: tuple[str, ...] | None = None
         self._challenger_shown: tuple[str, ...] | None = None
+        self.last_challenger: Promotion | None = None
         self._show(scorer.classifier)
         for outcome in (PROMOTED, BAD_CHECKSUM, SMOKE_FAILED):  # zeros from the start
             metrics.model_promotions.labels(outcome=outcome)
@@ -214,9 +220,68 @@ class ModelRollout:
             if folder != self.active_path:
                 self.previous_path, self.active_path = self.active_path, folder
             self._show(new)
+            challenger = self.scorer.challenger
+            if challenger is not None and challenger.model == (new.model_id, new.model_version):
+                self.set_challenger(None)  # the challenger won: it is the champion now
+                log.info("the challenger %s is now the champion: challenger cleared", new.model_id)
             detail = f"{old.model_id} -> {new.model_id}"
             log.info("model promoted (asked by %s via %s): %s", requested_by, trigger, detail)
             return self._record(PROMOTED, folder, requested_by, trigger, detail, new.model_id)
+
+    async def change_challenger(
+        self,
+        folder: Path | None,
+        mode: ChallengerMode,
+        share: float,
+        requested_by: str,
+        trigger: str,
+    ) -> Promotion:
+        """Validate `folder` in a thread and score the next batches with it beside the
+        champion; None clears the challenger. A refused folder changes nothing."""
+        async with self._lock:
+            if folder is None:
+                self.set_challenger(None)
+                log.info("challenger cleared (asked by %s via %s)", requested_by, trigger)
+                return self._record_challenger(CHALLENGER_CLEARED, None, requested_by, trigger, "")
+            loop = asyncio.get_running_loop()
+            try:
+                new = await loop.run_in_executor(
+                    self._executor, validate_challenger, folder, self.loader, self.classifier
+                )
+            except ModelRejected as exc:
+                log.warning(
+                    "challenger %s refused (%s, asked by %s via %s): %s",
+                    folder,
+                    exc.outcome,
+                    requested_by,
+                    trigger,
+                    exc.detail,
+                )
+                return self._record_challenger(
+                    exc.outcome, folder, requested_by, trigger, exc.detail
+                )
+            self.set_challenger(Challenger(new, mode, share, folder))
+            how = f"{mode} mode" + (f", share {share}" if mode == "split" else "")
+            detail = f"{new.model_id} beside {self.classifier.model_id} in {how}"
+            log.info("challenger set (asked by %s via %s): %s", requested_by, trigger, detail)
+            return self._record_challenger(
+                CHALLENGER_SET, folder, requested_by, trigger, detail, new.model_id
+            )
+
+    def _record_challenger(
+        self,
+        outcome: str,
+        folder: Path | None,
+        requested_by: str,
+        trigger: str,
+        detail: str,
+        model_id: str | None = None,
+    ) -> Promotion:
+        self.metrics.challenger_changes.labels(outcome=outcome).inc()
+        at = datetime.now(UTC).isoformat()
+        path = str(folder) if folder is not None else ""
+        self.last_challenger = Promotion(outcome, path, requested_by, trigger, detail, at, model_id)
+        return self.last_challenger
 
     def set_challenger(self, challenger: Challenger | None) -> None:
         """Score the next batches with `challenger` beside the champion (None: stop)."""
@@ -246,6 +311,9 @@ class ModelRollout:
             "previous_model_path": str(self.previous_path) if self.previous_path else None,
             "last_promotion": self.last.as_json() if self.last else None,
             "challenger": challenger.about() if (challenger := self.scorer.challenger) else None,
+            "last_challenger_change": self.last_challenger.as_json()
+            if self.last_challenger
+            else None,
         }
 
     def close(self) -> None:
@@ -279,10 +347,24 @@ class ChallengerError(ValueError):
     """BRANDMON_CHALLENGER_PATH names no usable model: the worker does not start."""
 
 
+def validate_challenger(folder: Path, loader: Loader, champion: Classifier) -> Classifier:
+    """`validate_model`, and the challenger must not be the champion's model id and version
+    (records name the model that scored them, so the two must differ)."""
+    classifier = validate_model(folder, loader)
+    ids = (classifier.model_id, classifier.model_version)
+    if ids == (champion.model_id, champion.model_version):
+        raise ModelRejected(
+            SAME_AS_CHAMPION,
+            f"the challenger {folder} is {ids[0]} version {ids[1]}, like the champion: "
+            "records could not tell the two apart; export it with its own name or version",
+        )
+    return classifier
+
+
 def load_challenger(
     settings: Settings, loader: Loader, champion_folder: Path, champion: Classifier
 ) -> Challenger | None:
-    """The challenger the settings name (validated exactly like a promoted model), or None."""
+    """The challenger the settings name, validated like a promoted model, or None."""
     if settings.challenger_path is None:
         return None
     try:
@@ -295,15 +377,9 @@ def load_challenger(
             "model folder (made by `brandmon export`), or unset it"
         )
     try:
-        classifier = validate_model(folder, loader)
+        classifier = validate_challenger(folder, loader, champion)
     except ModelRejected as exc:
         raise ChallengerError(
             f"BRANDMON_CHALLENGER_PATH {folder} refused ({exc.outcome}): {exc.detail}"
         ) from exc
-    ids = (classifier.model_id, classifier.model_version)
-    if ids == (champion.model_id, champion.model_version):
-        raise ChallengerError(
-            f"the challenger {folder} is {ids[0]} version {ids[1]}, like the champion: records "
-            "could not tell the two apart; export the challenger with its own name or version"
-        )
     return Challenger(classifier, settings.challenger_mode, settings.challenger_share, folder)

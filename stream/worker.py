@@ -90,17 +90,16 @@ def build_worker(settings: Settings, classifier: Classifier | None = None) -> Wo
 
 
 def _topics(settings: Settings) -> list[str]:
-    topics = [
+    # the shadow topic too: a challenger in shadow mode can be set at run time
+    return [
         settings.topic_posts,
         settings.topic_scored,
         settings.topic_dlq,
         settings.topic_scored_dlq,
         settings.topic_alerts,
         settings.topic_brand_sentiment,
+        settings.topic_scored_shadow,
     ]
-    if settings.challenger_path is not None and settings.challenger_mode == "shadow":
-        topics.append(settings.topic_scored_shadow)
-    return topics
 
 
 def run_worker(settings: Settings) -> None:
