@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from brandmon.contracts.classifier import (
     Classifier,
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: A post, or a champion's scored post in shadow mode (what a challenger record is made from).
+P = TypeVar("P", bound=Post)
 
 
 @dataclass
@@ -122,22 +126,26 @@ class BatchScorer:
 
     def _shadow(self, challenger: Challenger, result: BatchResult) -> None:
         """The challenger's record of every post the champion scored (none if it fails)."""
-        champions = result.scored
-        predictions = self._challenger_predict(challenger, [post for _, post in champions])
-        if predictions is None:
-            return
-        clf, scored_at = challenger.classifier, self.clock()
-        for (record, champion), prediction in zip(champions, predictions, strict=True):
-            shadow = champion.model_copy(  # the same post, validated once already
+        clf = challenger.classifier
+
+        def shadow_of(champion: ScoredPost, p: Prediction, scored_at: datetime) -> ScoredPost:
+            return champion.model_copy(  # the same post, validated once already
                 update={
-                    "label": prediction.label,
-                    "scores": Scores(**prediction.scores),
+                    "label": p.label,
+                    "scores": Scores(**p.scores),
                     "model_id": clf.model_id,
                     "model_version": clf.model_version,
                     "scored_at": scored_at,
                 }
             )
-            result.shadow.append((record, ShadowPair(champion, shadow)))
+
+        champions = result.scored
+        scored = self._challenger_scored(challenger, [post for _, post in champions], shadow_of)
+        if scored is not None:
+            result.shadow = [
+                (record, ShadowPair(champion, shadow))
+                for (record, champion), shadow in zip(champions, scored, strict=True)
+            ]
 
     def _split(
         self,
@@ -149,34 +157,43 @@ class BatchScorer:
         """The challenger scores its brands' posts, the champion the others (and the
         challenger's too when it fails). A brand is wholly on one side, so each brand's
         records keep their order."""
-        theirs = [(r, p) for r, p in valid if scored_by_challenger(p.brand, challenger.share)]
+        ours: list[tuple[RawRecord, Post]] = []
+        theirs: list[tuple[RawRecord, Post]] = []
+        for record, post in valid:
+            side = theirs if scored_by_challenger(post.brand, challenger.share) else ours
+            side.append((record, post))
         if not theirs:
             self._score_valid(clf, valid, result)
             return
-        ours = [(r, p) for r, p in valid if not scored_by_challenger(p.brand, challenger.share)]
-        predictions = self._challenger_predict(challenger, [post for _, post in theirs])
-        if predictions is None:
+        clf_b = challenger.classifier
+
+        def scored_by_b(post: Post, p: Prediction, scored_at: datetime) -> ScoredPost:
+            return self._scored(clf_b, post, p.label, p.scores, scored_at)
+
+        scored = self._challenger_scored(challenger, [post for _, post in theirs], scored_by_b)
+        if scored is None:
             ours = valid  # the champion scores the challenger's share of this batch
         else:
-            clf_b, scored_at = challenger.classifier, self.clock()
-            for (record, post), p in zip(theirs, predictions, strict=True):
-                scored = self._scored(clf_b, post, p.label, p.scores, scored_at)
-                result.scored.append((record, scored))
+            result.scored.extend((record, s) for (record, _), s in zip(theirs, scored, strict=True))
         if ours:
             self._score_valid(clf, ours, result)
 
-    def _challenger_predict(
-        self, challenger: Challenger, posts: Sequence[Post]
-    ) -> list[Prediction] | None:
-        """The challenger's predictions, in order; None (counted) when it fails."""
+    def _challenger_scored(
+        self,
+        challenger: Challenger,
+        posts: Sequence[P],
+        make: Callable[[P, Prediction, datetime], ScoredPost],
+    ) -> list[ScoredPost] | None:
+        """The challenger's scored posts, in order (`make` builds each record); None, counted,
+        when scoring or building them fails."""
         if not posts:
             return []
         clf = challenger.classifier
         started = time.perf_counter()
         try:
             predictions = to_predictions(clf.predict_proba([post.text for post in posts]))
-            if len(predictions) != len(posts):
-                raise ValueError(f"{len(predictions)} predictions for {len(posts)} posts")
+            scored_at = self.clock()
+            scored = [make(post, p, scored_at) for post, p in zip(posts, predictions, strict=True)]
         except Exception as exc:  # any challenger failure: counted, the champion carries on
             self.metrics.challenger_errors.labels(mode=challenger.mode).inc()
             log.warning(
@@ -189,7 +206,7 @@ class BatchScorer:
             )
             return None
         self._stage("challenger", time.perf_counter() - started)
-        return predictions
+        return scored
 
     def _score_valid(
         self, clf: Classifier, valid: list[tuple[RawRecord, Post]], result: BatchResult

@@ -3,6 +3,7 @@ agreement counts, the policy on a failing challenger, and the settings that refu
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import shutil
@@ -15,7 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from brandmon.cli import app
 from brandmon.contracts.classifier import Probabilities
 from brandmon.metrics import Metrics
 from brandmon.settings import Settings
@@ -43,15 +46,16 @@ class Challenging(FakeClassifier):
     model_id = "challenger@1"
     model_version = "1"
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: str | None = None) -> None:
         super().__init__(negative_words=("awful",), positive_words=("good", "bad"))
         self.fail = fail
 
     def predict_proba(self, texts: Sequence[str]) -> Probabilities:
-        if self.fail:
+        if self.fail == "raise":
             self.calls.append(len(texts))
             raise RuntimeError("the challenger is broken")
-        return super().predict_proba(texts)
+        probs = super().predict_proba(texts)
+        return probs[:-1] if self.fail == "short" else probs  # one row missing
 
 
 def raw(offset: int, brand: str, text: str) -> RawRecord:
@@ -67,7 +71,7 @@ def batch() -> list[RawRecord]:
 
 
 def scorer(
-    mode: str | None, share: float = 0.5, fail: bool = False
+    mode: str | None, share: float = 0.5, fail: str | None = None
 ) -> tuple[BatchScorer, Challenging, Metrics]:
     metrics = Metrics(CollectorRegistry())
     s = BatchScorer(FakeClassifier(), metrics, clock=lambda: NOW)
@@ -171,8 +175,9 @@ def test_agreement_is_counted_by_both_labels() -> None:
     assert agree == len(result.scored) - bad
 
 
-def test_a_failing_challenger_costs_the_champion_nothing_in_shadow_mode() -> None:
-    s, challenger, metrics = scorer("shadow", fail=True)
+@pytest.mark.parametrize("fail", ["raise", "short"])
+def test_a_failing_challenger_costs_the_champion_nothing_in_shadow_mode(fail: str) -> None:
+    s, challenger, metrics = scorer("shadow", fail=fail)
     records = batch()
     result = s.score(records)
     assert challenger.calls == [len(records) - 1]  # tried once, not retried
@@ -215,8 +220,9 @@ def test_split_mode_scores_each_brand_with_the_model_its_hash_picks() -> None:
     assert roles == {"champion", "challenger"}
 
 
-def test_a_failing_challenger_in_split_mode_hands_its_brands_to_the_champion() -> None:
-    s, _, metrics = scorer("split", share=0.4, fail=True)
+@pytest.mark.parametrize("fail", ["raise", "short"])
+def test_a_failing_challenger_in_split_mode_hands_its_brands_to_the_champion(fail: str) -> None:
+    s, _, metrics = scorer("split", share=0.4, fail=fail)
     records = batch()
     result = s.score(records)
     assert len(result.scored) == len(records) - 1
@@ -297,3 +303,72 @@ def test_the_rollout_shows_the_challenger_in_model_info_and_ready() -> None:
         info, {"model_id": "challenger@1", "model_version": "1", "role": "challenger",
                "provider": "none"}
     ) is None  # fmt: skip
+
+
+# -- at run time ---------------------------------------------------------------------------
+
+
+def test_a_challenger_is_set_refused_cleared_and_dropped_when_promoted(
+    tiny_model_dir: Path, tiny_model_b_dir: Path, tmp_path: Path
+) -> None:
+    metrics = Metrics(CollectorRegistry())
+    s = BatchScorer(load(tiny_model_dir), metrics)
+    rollout = ModelRollout(s, metrics, tiny_model_dir, load)
+    b_id = load(tiny_model_b_dir).model_id
+
+    def changes(outcome: str) -> float:
+        return sample(metrics, "brandmon_challenger_changes_total", outcome=outcome)
+
+    async def scenario() -> None:
+        done = await rollout.change_challenger(tiny_model_b_dir, "split", 0.3, "alice", "test")
+        assert done.outcome == "set" and s.challenger is not None
+        assert (s.challenger.classifier.model_id, s.challenger.share) == (b_id, 0.3)
+        # a refused folder leaves the challenger it had
+        same = await rollout.change_challenger(
+            shutil.copytree(tiny_model_dir, tmp_path / "same"), "shadow", 0.1, "bob", "test"
+        )
+        assert same.outcome == "same_as_champion" and s.challenger.classifier.model_id == b_id
+        assert rollout.about()["last_challenger_change"]["requested_by"] == "bob"
+        cleared = await rollout.change_challenger(None, "shadow", 0.1, "alice", "test")
+        assert cleared.outcome == "cleared" and s.challenger is None
+        # promoting the challenger's model makes it the champion and drops the challenger
+        await rollout.change_challenger(tiny_model_b_dir, "shadow", 0.1, "alice", "test")
+        assert (await rollout.promote(tiny_model_b_dir, "alice", "test")).outcome == "promoted"
+        assert s.challenger is None and s.classifier.model_id == b_id
+        assert rollout.about()["challenger"] is None
+
+    asyncio.run(scenario())
+    rollout.close()
+    assert (changes("set"), changes("same_as_champion"), changes("cleared")) == (2, 1, 1)
+    roles = [
+        sample_labels["role"]
+        for family in metrics.registry.collect()
+        if family.name == "brandmon_model_info"
+        for sample_labels in (smp.labels for smp in family.samples)
+    ]
+    assert roles == ["champion"]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([], "give the challenger's model FOLDER, or --clear"),
+        (["{model}", "--clear"], "not both"),
+        (["{model}", "--mode", "both"], "give shadow or split"),
+        (["{model}", "--share", "0.2"], "--share applies to --mode split only"),
+        (["{model}", "--mode", "split", "--share", "2"], "from 0 to 1"),
+        (["{empty}"], "has no manifest.json"),
+    ],
+)
+def test_the_challenger_command_refuses_bad_arguments(
+    args: list[str], says: str, tmp_path: Path
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "manifest.json").write_text("{}")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    argv = [a.format(model=model, empty=empty) for a in args]
+    result = CliRunner().invoke(app, ["model", "challenger", *argv])
+    assert result.exit_code == 2, result.output
+    assert says in " ".join(result.output.split()), result.output
