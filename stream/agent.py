@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +48,8 @@ from brandmon.metrics import Metrics
 from brandmon.settings import Settings
 from brandmon.stream.challenger import CHALLENGER, count_comparisons, role_of
 from brandmon.stream.scoring import BatchResult, BatchScorer
+
+log = logging.getLogger(__name__)
 
 #: Bytes of the original record kept in a dead letter that had to be cut to fit the topic.
 CUT_PREFIX_BYTES = 4096
@@ -117,7 +120,8 @@ class ScoreOutputs:
                 continue  # dead-lettered above: the shadow topic follows the scored one
             try:
                 value = pair.shadow.model_dump_json().encode()
-            except ValueError:
+            except ValueError as exc:  # the champion's record was written: only the shadow lacks
+                log.warning("shadow record of %s not written: %r", record.source, exc)
                 continue
             kept.append((record, pair))
             outputs.append(
