@@ -176,8 +176,14 @@ class ControlFollower:
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _follow(self) -> None:
+        # earliest: without it, the consumer's own reset to the latest offset (no group, no
+        # committed offset) can land after seek_to_beginning and skip the requests before
+        # the end, so a starting worker would miss the group's latest request
         consumer = AIOKafkaConsumer(
-            **aiokafka_config(self.settings), enable_auto_commit=False, group_id=None
+            **aiokafka_config(self.settings),
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
         )
         await consumer.start()
         try:

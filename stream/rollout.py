@@ -371,6 +371,11 @@ def load_challenger(
         folder = resolve_model_folder(settings.challenger_path)
     except ManifestError as exc:
         raise ChallengerError(f"BRANDMON_CHALLENGER_PATH: {exc}") from exc
+    if not folder.is_dir():
+        raise ChallengerError(
+            f"BRANDMON_CHALLENGER_PATH {folder} is not a folder: give a model folder made by "
+            "`brandmon export` (or a symlink or pointer file naming one), or unset it"
+        )
     if folder == champion_folder.resolve():
         raise ChallengerError(
             f"BRANDMON_CHALLENGER_PATH names {folder}, the champion's own folder: give another "

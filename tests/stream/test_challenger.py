@@ -284,7 +284,9 @@ def test_the_challenger_is_validated_like_a_promoted_model(
         fh.write(" ")
     with pytest.raises(ChallengerError, match=r"refused \(bad_checksum\).*tokenizer.json"):
         challenger_of(tampered)
-    with pytest.raises(ChallengerError, match="BRANDMON_CHALLENGER_PATH"):
+    with pytest.raises(
+        ChallengerError, match=r"BRANDMON_CHALLENGER_PATH .*nowhere is not a folder"
+    ):
         challenger_of(tmp_path / "nowhere")
 
 
