@@ -206,12 +206,21 @@ class Settings(BaseSettings):
                 "BRANDMON_CHALLENGER_SHARE applies to BRANDMON_CHALLENGER_MODE=split only (shadow "
                 "mode scores every post with both models): set the mode to split, or unset it"
             )
-        own = {self.topic_posts, self.topic_scored, self.topic_dlq, self.topic_scored_dlq}
-        if self.topic_scored_shadow in own:
+        others = {
+            self.topic_posts,
+            self.topic_scored,
+            self.topic_dlq,
+            self.topic_scored_dlq,
+            self.topic_alerts,
+            self.topic_alerts_dlq,
+            self.topic_brand_sentiment,
+            self.topic_control,
+        }
+        if self.topic_scored_shadow in others:
             raise ValueError(
-                f"BRANDMON_TOPIC_SCORED_SHADOW is {self.topic_scored_shadow!r}, a topic the "
-                "worker already reads or writes for another purpose: give the shadow records "
-                "their own topic (default posts.scored.shadow)"
+                f"BRANDMON_TOPIC_SCORED_SHADOW is {self.topic_scored_shadow!r}, a topic brandmon "
+                "already uses for another purpose: give the shadow records their own topic "
+                "(default posts.scored.shadow)"
             )
         return self
 

@@ -243,6 +243,7 @@ def test_a_failing_challenger_in_split_mode_hands_its_brands_to_the_champion(fai
             "applies to BRANDMON_CHALLENGER_MODE=split only",
         ),
         ({"topic_scored_shadow": "posts.scored"}, "BRANDMON_TOPIC_SCORED_SHADOW"),
+        ({"topic_scored_shadow": "alerts"}, "a topic brandmon already uses"),
         (
             {"challenger_path": "/m", "challenger_mode": "split", "challenger_share": 1.5},
             "less than or equal to 1",
