@@ -82,7 +82,8 @@ class Metrics:
             "brandmon_batch_stage_seconds",
             "Seconds one score batch spent in each stage: wait (its oldest record queued in the "
             "worker before the batch went to the model), parse, tokenize, inference (session "
-            "runs and softmax), serialize, deliver (produce and broker acks).",
+            "runs and softmax), serialize, deliver (produce and broker acks); with a "
+            "challenger model also challenger (its whole scoring of the batch).",
             ["stage"],
             buckets=STAGE_BUCKETS,
             registry=r,
@@ -112,8 +113,8 @@ class Metrics:
         )
         self.model_info = Gauge(
             "brandmon_model_info",
-            "1 for each model the worker scores with (role champion; a promotion replaces the "
-            "series), with its execution provider.",
+            "1 for each model the worker scores with, by role: champion (a promotion replaces "
+            "the series) and challenger (while one is set), with its execution provider.",
             ["model_id", "model_version", "role", "provider"],
             registry=r,
         )
@@ -140,6 +141,36 @@ class Metrics:
             "predicted label and model version (its _count is the brand-free prediction count).",
             ["label", "model_version"],
             buckets=CONFIDENCE_BUCKETS,
+            registry=r,
+        )
+        # --- score stage: a challenger beside the champion (stream/challenger.py) ---
+        self.role_predictions = Counter(
+            "brandmon_role_predictions_total",
+            "Predictions delivered, by the role of the model that made them (champion, "
+            "challenger) and predicted label: the scored topic's records, plus the shadow "
+            "topic's in shadow mode.",
+            ["role", "label"],
+            registry=r,
+        )
+        self.shadow_comparisons = Counter(
+            "brandmon_shadow_comparisons_total",
+            "Shadow mode: posts scored by both models and delivered, by the champion's label, "
+            "the challenger's label, and whether they agree.",
+            ["champion_label", "challenger_label", "agreement"],
+            registry=r,
+        )
+        self.challenger_errors = Counter(
+            "brandmon_challenger_errors_total",
+            "Batches the challenger failed to score, by mode (shadow: the batch has no shadow "
+            "records; split: the champion scored the challenger's posts instead).",
+            ["mode"],
+            registry=r,
+        )
+        self.challenger_changes = Counter(
+            "brandmon_challenger_changes_total",
+            "Challenger requests handled at run time (`brandmon model challenger`), by outcome: "
+            "set, cleared, or why the folder was refused (the challenger before stays).",
+            ["outcome"],
             registry=r,
         )
         # --- both stages: progress (what /ready reports) ---

@@ -24,6 +24,7 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "brandmon-senti
 
 Provider = Literal["cpu", "cuda", "tensorrt"]
 Variant = Literal["auto", "int8", "fp32", "fp16"]
+ChallengerMode = Literal["shadow", "split"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 
 
@@ -59,6 +60,8 @@ class Settings(BaseSettings):
     topic_alerts_dlq: str = "alerts.dlq"
     #: Records on the scored topic that the alert stage cannot read, with their reason.
     topic_scored_dlq: str = "posts.scored.dlq"
+    #: Shadow mode: the challenger's scored posts, one per post on topic_scored (same id).
+    topic_scored_shadow: str = "posts.scored.shadow"
     #: Compacted topic of model rollout requests (`brandmon model promote/rollback`), keyed by
     #: the score workers' group (app_id); every worker of the group follows it
     #: (docs/model-rollout.md). The score worker creates it at start.
@@ -105,6 +108,15 @@ class Settings(BaseSettings):
     ort_spinning: bool = False
     #: Texts per ONNX Runtime call, after sorting the batch by length.
     micro_batch: int = Field(32, gt=0)
+    #: A second model folder (validated like a promoted model) scored beside the champion;
+    #: None = no challenger, and the worker does no extra work (docs/model-rollout.md).
+    challenger_path: Path | None = None
+    #: shadow: every post is also scored by the challenger, whose records go to
+    #: topic_scored_shadow; split: a stable hash of the brand sends challenger_share of the
+    #: brands to the challenger, whose records go to topic_scored like the champion's.
+    challenger_mode: ChallengerMode = "shadow"
+    #: Split mode: the share of brands (0 to 1) the challenger scores.
+    challenger_share: float = Field(0.1, ge=0, le=1)
 
     # --- reliability ---------------------------------------------------------------------
     #: /ready turns 503 (and brandmon_agent_stalled turns 1) when an agent has acked nothing
@@ -171,6 +183,44 @@ class Settings(BaseSettings):
                 f"{', '.join(given)} set but BRANDMON_SECURITY_PROTOCOL is "
                 f"{self.security_protocol}, so they would be ignored: set "
                 "BRANDMON_SECURITY_PROTOCOL=SASL_SSL (or SASL_PLAINTEXT), or unset them"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _challenger_settings_agree(self) -> Settings:
+        set_here = self.model_fields_set
+        if self.challenger_path is None:
+            given = [
+                f"BRANDMON_{name.upper()}"
+                for name in ("challenger_mode", "challenger_share")
+                if name in set_here
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} set but BRANDMON_CHALLENGER_PATH is not, so there is "
+                    "no challenger to use them: set BRANDMON_CHALLENGER_PATH to a model folder, "
+                    "or unset them"
+                )
+        elif self.challenger_mode == "shadow" and "challenger_share" in set_here:
+            raise ValueError(
+                "BRANDMON_CHALLENGER_SHARE applies to BRANDMON_CHALLENGER_MODE=split only (shadow "
+                "mode scores every post with both models): set the mode to split, or unset it"
+            )
+        others = {
+            self.topic_posts,
+            self.topic_scored,
+            self.topic_dlq,
+            self.topic_scored_dlq,
+            self.topic_alerts,
+            self.topic_alerts_dlq,
+            self.topic_brand_sentiment,
+            self.topic_control,
+        }
+        if self.topic_scored_shadow in others:
+            raise ValueError(
+                f"BRANDMON_TOPIC_SCORED_SHADOW is {self.topic_scored_shadow!r}, a topic brandmon "
+                "already uses for another purpose: give the shadow records their own topic "
+                "(default posts.scored.shadow)"
             )
         return self
 

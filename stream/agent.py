@@ -12,7 +12,9 @@ max_batch_seconds. Each stage of each batch is timed into brandmon_batch_stage_s
 
 Delivery is at-least-once: a batch's input is acked only after all its outputs are
 acknowledged by the broker, so a worker that dies mid-batch replays it; consumers
-deduplicate on the post `id` (scored records) or the `source` (dead letters). Batch N is
+deduplicate on the post `id` (scored records) or the `source` (dead letters). With a
+challenger in shadow mode (stream/challenger.py) the challenger's records for the shadow topic
+are outputs of the same batch, delivered before the ack like the others. Batch N is
 delivered while batch N+1 is scored; acks stay in order.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +46,10 @@ from brandmon.contracts.records import RawRecord, bounded_dead_letter, dead_lett
 from brandmon.delivery import Deliverer, Output
 from brandmon.metrics import Metrics
 from brandmon.settings import Settings
+from brandmon.stream.challenger import CHALLENGER, count_comparisons, role_of
 from brandmon.stream.scoring import BatchResult, BatchScorer
+
+log = logging.getLogger(__name__)
 
 #: Bytes of the original record kept in a dead letter that had to be cut to fit the topic.
 CUT_PREFIX_BYTES = 4096
@@ -71,11 +77,13 @@ def _dlq_key(record: RawRecord) -> bytes | None:
 
 
 class ScoreOutputs:
-    """Turns a scored batch into records for `posts.scored` and `posts.dlq` (pure)."""
+    """Turns a scored batch into records for `posts.scored` and `posts.dlq`, and in shadow
+    mode the challenger's for the shadow topic (pure)."""
 
     def __init__(self, settings: Settings) -> None:
         self.scored_topic = settings.topic_scored
         self.dlq_topic = settings.topic_dlq
+        self.shadow_topic = settings.topic_scored_shadow
 
     def __call__(self, result: BatchResult) -> list[Output]:
         outputs: list[Output] = []
@@ -93,9 +101,33 @@ class ScoreOutputs:
             outputs.append(self._output(self.scored_topic, key, value, record))
         # a dead-lettered post is no longer a scored one (metrics count each record once)
         result.scored[:] = written
+        if result.shadow:
+            outputs.extend(self._shadow(result, written))
         for record, letter in result.dead:
             value = letter.model_dump_json().encode()
             outputs.append(self._output(self.dlq_topic, _dlq_key(record), value, record))
+        return outputs
+
+    def _shadow(
+        self, result: BatchResult, written: list[tuple[RawRecord, ScoredPost]]
+    ) -> list[Output]:
+        """The challenger's records of the posts whose champion record is written."""
+        on_scored = {id(record) for record, _ in written}
+        kept = []
+        outputs = []
+        for record, pair in result.shadow:
+            if id(record) not in on_scored:
+                continue  # dead-lettered above: the shadow topic follows the scored one
+            try:
+                value = pair.shadow.model_dump_json().encode()
+            except ValueError as exc:  # the champion's record was written: only the shadow lacks
+                log.warning("shadow record of %s not written: %r", record.source, exc)
+                continue
+            kept.append((record, pair))
+            outputs.append(
+                self._output(self.shadow_topic, pair.shadow.brand.encode(), value, record)
+            )
+        result.shadow[:] = kept
         return outputs
 
     @staticmethod
@@ -136,6 +168,7 @@ class ScoreAgent:
         topics = {
             settings.topic_scored: app.topic(settings.topic_scored),
             settings.topic_dlq: app.topic(settings.topic_dlq),
+            settings.topic_scored_shadow: app.topic(settings.topic_scored_shadow),
         }
         self.deliverer = deliverer or Deliverer(
             faust_send(topics),
@@ -144,6 +177,7 @@ class ScoreAgent:
             topic_settings={
                 settings.topic_scored: "BRANDMON_TOPIC_SCORED",
                 settings.topic_dlq: "BRANDMON_TOPIC_DLQ",
+                settings.topic_scored_shadow: "BRANDMON_TOPIC_SCORED_SHADOW",
             },
             exists=topic_exists(settings),
         )
@@ -191,6 +225,17 @@ class ScoreAgent:
         for _, letter in result.dead:
             self.metrics.posts_dlq.labels(reason=letter.reason).inc()
         self.metrics.observe_predictions(post for _, post in result.scored)
+        if result.challenger_model is not None:
+            self._account_roles(result, result.challenger_model)
+
+    def _account_roles(self, result: BatchResult, challenger: tuple[str, str]) -> None:
+        """Predictions by role, and shadow mode's comparisons (a batch with a challenger)."""
+        for _, post in result.scored:
+            role = role_of(post, challenger)
+            self.metrics.role_predictions.labels(role=role, label=post.label).inc()
+        for _, pair in result.shadow:
+            self.metrics.role_predictions.labels(role=CHALLENGER, label=pair.shadow.label).inc()
+        count_comparisons(self.metrics, (pair for _, pair in result.shadow))
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -107,6 +107,7 @@ def worker() -> None:
     from brandmon.contracts.manifest import ManifestError
     from brandmon.kafka_io import BrokerUnreachableError
     from brandmon.stream.classifier import ProviderUnavailableError
+    from brandmon.stream.rollout import ChallengerError
     from brandmon.stream.worker import run_worker
 
     settings = _settings()
@@ -115,7 +116,12 @@ def worker() -> None:
     )
     try:
         run_worker(settings)
-    except (ManifestError, ProviderUnavailableError, BrokerUnreachableError) as exc:
+    except (
+        ManifestError,
+        ProviderUnavailableError,
+        BrokerUnreachableError,
+        ChallengerError,
+    ) as exc:
         raise _fail(f"brandmon worker cannot start: {exc}") from exc
 
 
@@ -419,7 +425,8 @@ def _worker_counts(value: str | None) -> tuple[int, ...]:
 
 
 model_app = typer.Typer(
-    help="Promote or roll back the score workers' model while they run (docs/model-rollout.md).",
+    help="Promote or roll back the score workers' model, or set a challenger beside it, while "
+    "they run (docs/model-rollout.md).",
     no_args_is_help=True,
 )
 
@@ -516,12 +523,94 @@ def model_rollback(worker_url: WorkerUrlOpt = None, requested_by: RequestedByOpt
     _send_promotion(settings, Path(str(previous)), requested_by)
 
 
+@model_app.command("challenger")
+def model_challenger(
+    folder: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Challenger model folder made by `brandmon export`, as the workers see it.",
+            show_default=False,
+        ),
+    ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="shadow: every post scored by both, the challenger's records on "
+            "BRANDMON_TOPIC_SCORED_SHADOW; split: --share of the brands scored by the "
+            "challenger on the scored topic."
+        ),
+    ] = "shadow",
+    share: Annotated[
+        float | None,
+        typer.Option(help="Split mode: the share of brands (0 to 1) the challenger scores."),
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Stop using the challenger.")] = False,
+    requested_by: RequestedByOpt = None,
+) -> None:
+    """Ask every score worker of the group (BRANDMON_APP_ID) to score with a challenger
+    beside the champion (or, with --clear, to stop). Each worker checks the folder like a
+    promotion first; a refused folder changes nothing (docs/model-rollout.md)."""
+    from brandmon.contracts.manifest import MANIFEST_NAME
+    from brandmon.kafka_io import DeliveryError
+    from brandmon.settings import ChallengerMode
+    from brandmon.stream.control import default_requester, send_challenger
+
+    if clear and folder is not None:
+        raise typer.BadParameter("give a FOLDER or --clear, not both", param_hint="--clear")
+    if not clear and folder is None:
+        raise typer.BadParameter(
+            "give the challenger's model FOLDER, or --clear to stop using one", param_hint="FOLDER"
+        )
+    if mode not in ("shadow", "split"):
+        raise typer.BadParameter(f"{mode!r}: give shadow or split", param_hint="--mode")
+    if share is not None and mode != "split":
+        raise typer.BadParameter(
+            "--share applies to --mode split only (shadow mode scores every post with both)",
+            param_hint="--share",
+        )
+    if share is not None and not 0 <= share <= 1:
+        raise typer.BadParameter(f"{share}: give a share from 0 to 1", param_hint="--share")
+    if folder is not None:
+        folder = folder.expanduser().absolute()
+        if not (folder / MANIFEST_NAME).is_file():
+            raise typer.BadParameter(
+                f"{folder} has no {MANIFEST_NAME}: give a model folder made by `brandmon export`",
+                param_hint="FOLDER",
+            )
+    settings = _settings()
+    _require_broker(settings)
+    chosen: ChallengerMode = "split" if mode == "split" else "shadow"
+    share = share if share is not None else settings.challenger_share
+    try:
+        message = send_challenger(
+            settings, folder, chosen, share, requested_by or default_requester()
+        )
+    except DeliveryError as exc:
+        raise _fail(f"the request was not written to {settings.topic_control}: {exc}") from exc
+    what = (
+        "stop using their challenger" if folder is None else f"score with {folder} in {mode} mode"
+    )
+    typer.echo(
+        f"asked the workers of group {settings.app_id} to {what} (request "
+        f"{message.request_id} on {settings.topic_control}); their /ready shows challenger "
+        "and last_challenger_change"
+    )
+
+
 @model_app.command("status")
 def model_status(worker_url: WorkerUrlOpt = None) -> None:
-    """Print a worker's active model, previous model and last promotion as JSON."""
+    """Print a worker's active model, previous model, last promotion and challenger as JSON."""
     url = _worker_url(_settings(), worker_url)
     body = _worker_ready_json(url)
-    keys = ("model_id", "model_version", "model_path", "previous_model_path", "last_promotion")
+    keys = (
+        "model_id",
+        "model_version",
+        "model_path",
+        "previous_model_path",
+        "last_promotion",
+        "challenger",
+        "last_challenger_change",
+    )
     print(json.dumps({key: body.get(key) for key in keys}, indent=2))
 
 

@@ -12,7 +12,10 @@ brandmon/broker_probe.py):
 - then every new request for its group is validated and applied (stream/rollout.py).
 
 `brandmon model promote FOLDER` writes a request; `brandmon model rollback` writes one for the
-folder a worker reports as its previous model. SIGHUP re-reads BRANDMON_MODEL_PATH (a
+folder a worker reports as its previous model. `brandmon model challenger FOLDER --mode ...`
+(or `--clear`) writes a challenger request under its own key, `<app_id>/challenger`, so that
+compaction keeps the group's latest promotion and its latest challenger request side by side;
+at start a worker applies both, the promotion first. SIGHUP re-reads BRANDMON_MODEL_PATH (a
 symlink or an active-model pointer file) and promotes what it names now.
 """
 
@@ -36,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from brandmon.broker_probe import aiokafka_config
 from brandmon.contracts.manifest import ManifestError, resolve_model_folder
 from brandmon.kafka_io import JsonProducer, ensure_topics
-from brandmon.settings import Settings
+from brandmon.settings import ChallengerMode, Settings
 from brandmon.stream.rollout import ModelRollout
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,26 @@ class ControlMessage(BaseModel):
     requested_by: str = "unknown"
     requested_at: datetime | None = None
     request_id: str = ""
+
+
+class ChallengerMessage(BaseModel):
+    """One challenger request on the control topic, keyed by `challenger_key`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, protected_namespaces=())
+
+    action: Literal["challenger"]
+    #: The challenger's folder as the workers see it; None clears the challenger.
+    model_path: str | None = Field(None, min_length=1)
+    mode: ChallengerMode = "shadow"
+    share: float = Field(0.1, ge=0, le=1)
+    requested_by: str = "unknown"
+    requested_at: datetime | None = None
+    request_id: str = ""
+
+
+def challenger_key(settings: Settings) -> bytes:
+    """The control topic key of the group's challenger requests."""
+    return f"{settings.app_id}/challenger".encode()
 
 
 def ensure_control_topic(settings: Settings) -> None:
@@ -92,6 +115,35 @@ def send_promotion(settings: Settings, folder: Path, requested_by: str) -> Contr
     return message
 
 
+def send_challenger(
+    settings: Settings,
+    folder: Path | None,
+    mode: ChallengerMode,
+    share: float,
+    requested_by: str,
+) -> ChallengerMessage:
+    """Write a challenger request (None: clear it) for the group BRANDMON_APP_ID."""
+    message = ChallengerMessage(
+        action="challenger",
+        model_path=str(folder) if folder is not None else None,
+        mode=mode,
+        share=share,
+        requested_by=requested_by,
+        requested_at=datetime.now(UTC),
+        request_id=uuid.uuid4().hex,
+    )
+    ensure_control_topic(settings)
+    producer = JsonProducer(settings)
+    producer.send(
+        settings.topic_control,
+        message.model_dump_json().encode(),
+        key=challenger_key(settings),
+        partition=CONTROL_PARTITION,
+    )
+    producer.flush(30)
+    return message
+
+
 Promote = Callable[[Path, str, str], Awaitable[object]]
 
 
@@ -102,6 +154,7 @@ class ControlFollower:
         self.settings = settings
         self.rollout = rollout
         self.group = settings.app_id.encode()
+        self.challenger_key = challenger_key(settings)
         self.tp = TopicPartition(settings.topic_control, CONTROL_PARTITION)
         #: Offset of the last request handled: a restarted consumer never repeats one.
         self.handled = -1
@@ -123,8 +176,14 @@ class ControlFollower:
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _follow(self) -> None:
+        # earliest: without it, the consumer's own reset to the latest offset (no group, no
+        # committed offset) can land after seek_to_beginning and skip the requests before
+        # the end, so a starting worker would miss the group's latest request
         consumer = AIOKafkaConsumer(
-            **aiokafka_config(self.settings), enable_auto_commit=False, group_id=None
+            **aiokafka_config(self.settings),
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
         )
         await consumer.start()
         try:
@@ -132,24 +191,26 @@ class ControlFollower:
             end = (await consumer.end_offsets([self.tp]))[self.tp]
             await consumer.seek_to_beginning(self.tp)
             latest = await self._latest_before(consumer, end)
-            if latest is not None:
-                await self._handle(latest, at_start=True)
+            for key in (self.group, self.challenger_key):  # the promotion first
+                if key in latest:
+                    await self._handle(latest[key], at_start=True)
             async for record in consumer:
-                if record.key == self.group:
+                if record.key in (self.group, self.challenger_key):
                     await self._handle(record, at_start=False)
         finally:
             await consumer.stop()
 
     async def _latest_before(
         self, consumer: AIOKafkaConsumer, end: int
-    ) -> ConsumerRecord[bytes, bytes] | None:
-        """The group's last request before offset `end` (what compaction keeps)."""
-        latest = None
+    ) -> dict[bytes, ConsumerRecord[bytes, bytes]]:
+        """The group's last promotion and challenger request before offset `end` (what
+        compaction keeps), by key."""
+        latest: dict[bytes, ConsumerRecord[bytes, bytes]] = {}
         while await consumer.position(self.tp) < end:
             batches = await consumer.getmany(self.tp, timeout_ms=1000)
             for record in batches.get(self.tp, []):
-                if record.key == self.group and record.offset < end:
-                    latest = record
+                if record.key in (self.group, self.challenger_key) and record.offset < end:
+                    latest[record.key] = record
         return latest
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes], *, at_start: bool) -> None:
@@ -159,6 +220,9 @@ class ControlFollower:
         if record.value is None:  # a tombstone: the group's requests were deleted
             return
         trigger = "control topic (latest at start)" if at_start else "control topic"
+        if record.key == self.challenger_key:
+            await self._handle_challenger(record, record.value, trigger, at_start=at_start)
+            return
         try:
             message = ControlMessage.model_validate_json(record.value)
         except ValidationError as exc:
@@ -172,6 +236,32 @@ class ControlFollower:
         if at_start and folder == self.rollout.active_path:
             return  # already running the group's latest model
         await self.rollout.promote(folder, message.requested_by, trigger)
+
+    async def _handle_challenger(
+        self, record: ConsumerRecord[bytes, bytes], value: bytes, trigger: str, *, at_start: bool
+    ) -> None:
+        try:
+            message = ChallengerMessage.model_validate_json(value)
+        except ValidationError as exc:
+            detail = (
+                f"{self.tp.topic} offset {record.offset} is not a challenger request: "
+                f"{exc.errors(include_url=False, include_input=False)}"
+            )
+            log.warning("challenger request refused (via %s): %s", trigger, detail)
+            return
+        folder = Path(message.model_path) if message.model_path is not None else None
+        if at_start and self._already(folder, message):
+            return  # already running the group's latest challenger (or none)
+        await self.rollout.change_challenger(
+            folder, message.mode, message.share, message.requested_by, trigger
+        )
+
+    def _already(self, folder: Path | None, message: ChallengerMessage) -> bool:
+        current = self.rollout.scorer.challenger
+        if folder is None or current is None:
+            return folder is None and current is None
+        same_share = message.mode == "shadow" or message.share == current.share
+        return folder == current.path and message.mode == current.mode and same_share
 
 
 def install_sighup(settings: Settings, rollout: ModelRollout) -> None:

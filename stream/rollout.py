@@ -36,9 +36,12 @@ from brandmon.contracts.manifest import (
     MANIFEST_NAME,
     ManifestError,
     load_manifest,
+    resolve_model_folder,
     verify_files,
 )
 from brandmon.metrics import Metrics
+from brandmon.settings import ChallengerMode, Settings
+from brandmon.stream.challenger import CHALLENGER, CHAMPION, Challenger
 from brandmon.stream.scoring import BatchScorer
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,11 @@ BAD_CHECKSUM = "bad_checksum"
 LOAD_FAILED = "load_failed"
 SMOKE_FAILED = "smoke_failed"
 INVALID_REQUEST = "invalid_request"
+#: A challenger of the same model_id and version as the champion (records could not tell
+#: them apart); and the outcomes of a challenger change that is not a refusal.
+SAME_AS_CHAMPION = "same_as_champion"
+CHALLENGER_SET = "set"
+CHALLENGER_CLEARED = "cleared"
 
 Loader = Callable[[Path], Classifier]
 
@@ -178,6 +186,8 @@ class ModelRollout:
         self._lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brandmon-validate")
         self._shown: tuple[str, ...] | None = None
+        self._challenger_shown: tuple[str, ...] | None = None
+        self.last_challenger: Promotion | None = None
         self._show(scorer.classifier)
         for outcome in (PROMOTED, BAD_CHECKSUM, SMOKE_FAILED):  # zeros from the start
             metrics.model_promotions.labels(outcome=outcome)
@@ -210,9 +220,81 @@ class ModelRollout:
             if folder != self.active_path:
                 self.previous_path, self.active_path = self.active_path, folder
             self._show(new)
+            challenger = self.scorer.challenger
+            if challenger is not None and challenger.model == (new.model_id, new.model_version):
+                self.set_challenger(None)  # the challenger won: it is the champion now
+                log.info("the challenger %s is now the champion: challenger cleared", new.model_id)
             detail = f"{old.model_id} -> {new.model_id}"
             log.info("model promoted (asked by %s via %s): %s", requested_by, trigger, detail)
             return self._record(PROMOTED, folder, requested_by, trigger, detail, new.model_id)
+
+    async def change_challenger(
+        self,
+        folder: Path | None,
+        mode: ChallengerMode,
+        share: float,
+        requested_by: str,
+        trigger: str,
+    ) -> Promotion:
+        """Validate `folder` in a thread and score the next batches with it beside the
+        champion; None clears the challenger. A refused folder changes nothing."""
+        async with self._lock:
+            if folder is None:
+                self.set_challenger(None)
+                log.info("challenger cleared (asked by %s via %s)", requested_by, trigger)
+                return self._record_challenger(CHALLENGER_CLEARED, None, requested_by, trigger, "")
+            loop = asyncio.get_running_loop()
+            try:
+                new = await loop.run_in_executor(
+                    self._executor, validate_challenger, folder, self.loader, self.classifier
+                )
+            except ModelRejected as exc:
+                log.warning(
+                    "challenger %s refused (%s, asked by %s via %s): %s",
+                    folder,
+                    exc.outcome,
+                    requested_by,
+                    trigger,
+                    exc.detail,
+                )
+                return self._record_challenger(
+                    exc.outcome, folder, requested_by, trigger, exc.detail
+                )
+            self.set_challenger(Challenger(new, mode, share, folder))
+            how = f"{mode} mode" + (f", share {share}" if mode == "split" else "")
+            detail = f"{new.model_id} beside {self.classifier.model_id} in {how}"
+            log.info("challenger set (asked by %s via %s): %s", requested_by, trigger, detail)
+            return self._record_challenger(
+                CHALLENGER_SET, folder, requested_by, trigger, detail, new.model_id
+            )
+
+    def _record_challenger(
+        self,
+        outcome: str,
+        folder: Path | None,
+        requested_by: str,
+        trigger: str,
+        detail: str,
+        model_id: str | None = None,
+    ) -> Promotion:
+        self.metrics.challenger_changes.labels(outcome=outcome).inc()
+        at = datetime.now(UTC).isoformat()
+        path = str(folder) if folder is not None else ""
+        self.last_challenger = Promotion(outcome, path, requested_by, trigger, detail, at, model_id)
+        return self.last_challenger
+
+    def set_challenger(self, challenger: Challenger | None) -> None:
+        """Score the next batches with `challenger` beside the champion (None: stop)."""
+        self.scorer.challenger = challenger  # one assignment, read once per batch
+        if self._challenger_shown is not None:
+            self.metrics.model_info.remove(*self._challenger_shown)
+            self._challenger_shown = None
+        if challenger is not None:
+            clf = challenger.classifier
+            labels = (clf.model_id, clf.model_version, CHALLENGER, _provider(clf))
+            self.metrics.model_info.labels(*labels).set(1)
+            self._challenger_shown = labels
+            self.metrics.challenger_errors.labels(mode=challenger.mode)  # zero from the start
 
     def refuse(self, detail: str, requested_by: str, trigger: str) -> Promotion:
         """Record a request that names no usable folder (e.g. an unreadable control message)."""
@@ -228,6 +310,10 @@ class ModelRollout:
             "model_path": str(self.active_path),
             "previous_model_path": str(self.previous_path) if self.previous_path else None,
             "last_promotion": self.last.as_json() if self.last else None,
+            "challenger": challenger.about() if (challenger := self.scorer.challenger) else None,
+            "last_challenger_change": self.last_challenger.as_json()
+            if self.last_challenger
+            else None,
         }
 
     def close(self) -> None:
@@ -250,8 +336,55 @@ class ModelRollout:
 
     def _show(self, classifier: Classifier) -> None:
         """brandmon_model_info names the active model only: the old series is removed."""
-        labels = (classifier.model_id, classifier.model_version, "champion", _provider(classifier))
+        labels = (classifier.model_id, classifier.model_version, CHAMPION, _provider(classifier))
         if self._shown is not None and self._shown != labels:
             self.metrics.model_info.remove(*self._shown)
         self.metrics.model_info.labels(*labels).set(1)
         self._shown = labels
+
+
+class ChallengerError(ValueError):
+    """BRANDMON_CHALLENGER_PATH names no usable model: the worker does not start."""
+
+
+def validate_challenger(folder: Path, loader: Loader, champion: Classifier) -> Classifier:
+    """`validate_model`, and the challenger must not be the champion's model id and version
+    (records name the model that scored them, so the two must differ)."""
+    classifier = validate_model(folder, loader)
+    ids = (classifier.model_id, classifier.model_version)
+    if ids == (champion.model_id, champion.model_version):
+        raise ModelRejected(
+            SAME_AS_CHAMPION,
+            f"the challenger {folder} is {ids[0]} version {ids[1]}, like the champion: "
+            "records could not tell the two apart; export it with its own name or version",
+        )
+    return classifier
+
+
+def load_challenger(
+    settings: Settings, loader: Loader, champion_folder: Path, champion: Classifier
+) -> Challenger | None:
+    """The challenger the settings name, validated like a promoted model, or None."""
+    if settings.challenger_path is None:
+        return None
+    try:
+        folder = resolve_model_folder(settings.challenger_path)
+    except ManifestError as exc:
+        raise ChallengerError(f"BRANDMON_CHALLENGER_PATH: {exc}") from exc
+    if not folder.is_dir():
+        raise ChallengerError(
+            f"BRANDMON_CHALLENGER_PATH {folder} is not a folder: give a model folder made by "
+            "`brandmon export` (or a symlink or pointer file naming one), or unset it"
+        )
+    if folder == champion_folder.resolve():
+        raise ChallengerError(
+            f"BRANDMON_CHALLENGER_PATH names {folder}, the champion's own folder: give another "
+            "model folder (made by `brandmon export`), or unset it"
+        )
+    try:
+        classifier = validate_challenger(folder, loader, champion)
+    except ModelRejected as exc:
+        raise ChallengerError(
+            f"BRANDMON_CHALLENGER_PATH {folder} refused ({exc.outcome}): {exc.detail}"
+        ) from exc
+    return Challenger(classifier, settings.challenger_mode, settings.challenger_share, folder)

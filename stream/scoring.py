@@ -13,9 +13,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from brandmon.contracts.classifier import (
     Classifier,
+    Prediction,
     Probabilities,
     StagedClassifier,
     to_predictions,
@@ -31,6 +33,7 @@ from brandmon.contracts.records import (
     parse_scored,
 )
 from brandmon.metrics import Metrics
+from brandmon.stream.challenger import Challenger, ShadowPair, scored_by_challenger
 
 __all__ = [
     "PARSE_REASONS",
@@ -46,13 +49,23 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: A post, or a champion's scored post in shadow mode (what a challenger record is made from).
+P = TypeVar("P", bound=Post)
+
 
 @dataclass
 class BatchResult:
-    """What one batch produced: every input record is in exactly one of the two lists."""
+    """What one batch produced: every input record is in exactly one of `scored` and `dead`.
+
+    With a challenger in shadow mode, `shadow` holds the challenger's record of scored posts
+    (all of them, or none when the challenger failed on the batch); `challenger_model` is the
+    (model_id, model_version) of the batch's challenger, if any.
+    """
 
     scored: list[tuple[RawRecord, ScoredPost]] = field(default_factory=list)
     dead: list[tuple[RawRecord, DeadLetter]] = field(default_factory=list)
+    shadow: list[tuple[RawRecord, ShadowPair]] = field(default_factory=list)
+    challenger_model: tuple[str, str] | None = None
 
 
 def _utcnow() -> datetime:
@@ -68,6 +81,9 @@ class BatchScorer:
     `classifier` may be replaced at any time from another thread (a model promotion,
     stream/rollout.py): each batch reads it once when it starts and scores every record with
     that one model, so no batch is ever scored partly by one model and partly by another.
+
+    `challenger` (stream/challenger.py) is read once per batch too; None (the default) costs
+    nothing. Its failures never cost the champion's records: see that module's policy.
     """
 
     def __init__(
@@ -77,6 +93,7 @@ class BatchScorer:
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.classifier = classifier
+        self.challenger: Challenger | None = None
         self.metrics = metrics
         self.clock = clock
 
@@ -93,9 +110,103 @@ class BatchScorer:
         self._stage("parse", time.perf_counter() - started)
         self.metrics.posts_consumed.inc(len(records))
         self.metrics.batch_size.observe(len(records))
-        if valid:
-            self._score_valid(self.classifier, valid, result)  # the one model of this batch
+        clf, challenger = self.classifier, self.challenger  # the models of this batch
+        if not valid:
+            return result
+        if challenger is None:
+            self._score_valid(clf, valid, result)
+        elif challenger.mode == "shadow":
+            result.challenger_model = challenger.model
+            self._score_valid(clf, valid, result)
+            self._shadow(challenger, result)
+        else:
+            result.challenger_model = challenger.model
+            self._split(clf, challenger, valid, result)
         return result
+
+    def _shadow(self, challenger: Challenger, result: BatchResult) -> None:
+        """The challenger's record of every post the champion scored (none if it fails)."""
+        clf = challenger.classifier
+
+        def shadow_of(champion: ScoredPost, p: Prediction, scored_at: datetime) -> ScoredPost:
+            return champion.model_copy(  # the same post, validated once already
+                update={
+                    "label": p.label,
+                    "scores": Scores(**p.scores),
+                    "model_id": clf.model_id,
+                    "model_version": clf.model_version,
+                    "scored_at": scored_at,
+                }
+            )
+
+        champions = result.scored
+        scored = self._challenger_scored(challenger, [post for _, post in champions], shadow_of)
+        if scored is not None:
+            result.shadow = [
+                (record, ShadowPair(champion, shadow))
+                for (record, champion), shadow in zip(champions, scored, strict=True)
+            ]
+
+    def _split(
+        self,
+        clf: Classifier,
+        challenger: Challenger,
+        valid: list[tuple[RawRecord, Post]],
+        result: BatchResult,
+    ) -> None:
+        """The challenger scores its brands' posts, the champion the others (and the
+        challenger's too when it fails). A brand is wholly on one side, so each brand's
+        records keep their order."""
+        ours: list[tuple[RawRecord, Post]] = []
+        theirs: list[tuple[RawRecord, Post]] = []
+        for record, post in valid:
+            side = theirs if scored_by_challenger(post.brand, challenger.share) else ours
+            side.append((record, post))
+        if not theirs:
+            self._score_valid(clf, valid, result)
+            return
+        clf_b = challenger.classifier
+
+        def scored_by_b(post: Post, p: Prediction, scored_at: datetime) -> ScoredPost:
+            return self._scored(clf_b, post, p.label, p.scores, scored_at)
+
+        scored = self._challenger_scored(challenger, [post for _, post in theirs], scored_by_b)
+        if scored is None:
+            ours = valid  # the champion scores the challenger's share of this batch
+        else:
+            result.scored.extend((record, s) for (record, _), s in zip(theirs, scored, strict=True))
+        if ours:
+            self._score_valid(clf, ours, result)
+
+    def _challenger_scored(
+        self,
+        challenger: Challenger,
+        posts: Sequence[P],
+        make: Callable[[P, Prediction, datetime], ScoredPost],
+    ) -> list[ScoredPost] | None:
+        """The challenger's scored posts, in order (`make` builds each record); None, counted,
+        when scoring or building them fails."""
+        if not posts:
+            return []
+        clf = challenger.classifier
+        started = time.perf_counter()
+        try:
+            predictions = to_predictions(clf.predict_proba([post.text for post in posts]))
+            scored_at = self.clock()
+            scored = [make(post, p, scored_at) for post, p in zip(posts, predictions, strict=True)]
+        except Exception as exc:  # any challenger failure: counted, the champion carries on
+            self.metrics.challenger_errors.labels(mode=challenger.mode).inc()
+            log.warning(
+                "challenger %s failed on a batch of %d (%s mode): %r; the champion's records "
+                "are delivered as usual",
+                clf.model_id,
+                len(posts),
+                challenger.mode,
+                exc,
+            )
+            return None
+        self._stage("challenger", time.perf_counter() - started)
+        return scored
 
     def _score_valid(
         self, clf: Classifier, valid: list[tuple[RawRecord, Post]], result: BatchResult

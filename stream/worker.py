@@ -8,10 +8,12 @@ and 221 describe the same race). Without a table the restart resumes exactly whe
 
 A new model is promoted (or rolled back) without a restart: through the control topic or
 SIGHUP (stream/control.py), validated off the event loop and swapped between batches
-(stream/rollout.py).
+(stream/rollout.py). BRANDMON_CHALLENGER_PATH adds a challenger model beside it, in shadow
+or split mode (stream/challenger.py), validated at start like a promoted model.
 
-Start-up fails fast, with a message that names the problem, when the model folder is missing
-or broken, when a GPU provider is asked for and absent, or when no broker answers.
+Start-up fails fast, with a message that names the problem, when the model folder (or the
+challenger's) is missing or broken, when a GPU provider is asked for and absent, or when no
+broker answers.
 SIGTERM/SIGINT stop the worker cleanly: the batch in hand gets stop_grace_seconds to be
 delivered and committed. A fatal delivery error or a bug ends the process with exit code 70
 without committing past the last delivered record (brandmon/batches.py).
@@ -34,7 +36,7 @@ from brandmon.settings import Settings
 from brandmon.stream.agent import ScoreAgent
 from brandmon.stream.classifier import classifier_for, loader_for
 from brandmon.stream.control import ControlFollower, ensure_control_topic, install_sighup
-from brandmon.stream.rollout import ModelRollout
+from brandmon.stream.rollout import ModelRollout, load_challenger
 from brandmon.web import Health, add_health
 
 log = logging.getLogger(__name__)
@@ -58,12 +60,14 @@ def build_worker(settings: Settings, classifier: Classifier | None = None) -> Wo
     folder = resolve_model_folder(settings.resolved_model_path)
     if classifier is None:
         classifier = classifier_for(settings)
+    challenger = load_challenger(settings, loader_for(settings), folder, classifier)
     check_broker(settings)
     ensure_topics(settings, _topics(settings))
     ensure_control_topic(settings)
     app = create_app(settings)
     score = ScoreAgent(app, settings, metrics, classifier)
     rollout = ModelRollout(score.scorer, metrics, folder, loader_for(settings))
+    rollout.set_challenger(challenger)
     worker = Worker(settings, metrics, classifier, app, score, rollout)
     follower = ControlFollower(settings, rollout)
 
@@ -86,6 +90,7 @@ def build_worker(settings: Settings, classifier: Classifier | None = None) -> Wo
 
 
 def _topics(settings: Settings) -> list[str]:
+    # the shadow topic too: a challenger in shadow mode can be set at run time
     return [
         settings.topic_posts,
         settings.topic_scored,
@@ -93,6 +98,7 @@ def _topics(settings: Settings) -> list[str]:
         settings.topic_scored_dlq,
         settings.topic_alerts,
         settings.topic_brand_sentiment,
+        settings.topic_scored_shadow,
     ]
 
 

@@ -167,6 +167,7 @@ def topic_env(any_kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
         "BRANDMON_TOPIC_ALERTS": f"alerts-{suffix}",
         "BRANDMON_TOPIC_BRAND_SENTIMENT": f"brand.sentiment-{suffix}",
         "BRANDMON_TOPIC_SCORED_DLQ": f"posts.scored.dlq-{suffix}",
+        "BRANDMON_TOPIC_SCORED_SHADOW": f"posts.scored.shadow-{suffix}",
         "BRANDMON_TOPIC_ALERTS_DLQ": f"alerts.dlq-{suffix}",
         "BRANDMON_TOPIC_CONTROL": f"brandmon.control-{suffix}",
         "BRANDMON_APP_ID": f"brandmon-test-{suffix}",

@@ -162,3 +162,22 @@ def test_each_stage_is_filtered_by_its_own_job_variable() -> None:
         'sum(up{job=~"$job"})',
         'sum(up{job=~"$alerts_job"})',
     }
+
+
+def test_the_challenger_row_compares_champion_and_challenger() -> None:
+    by_title = {p["title"]: p for p in _panels()}
+
+    def exprs(title: str) -> str:
+        return "\n".join(t["expr"] for t in by_title[title]["targets"])
+
+    comparisons = "brandmon_shadow_comparisons_total{"
+    agreement = exprs("Shadow agreement rate")
+    assert comparisons in agreement and 'agreement="agree"' in agreement
+    per_class = exprs("Disagreement rate by champion class")
+    assert per_class.startswith("sum by (champion_label) (rate(brandmon_shadow_comparisons")
+    assert 'agreement="disagree"' in per_class
+    pairs = exprs("Disagreements (champion -> challenger label)")
+    assert "sum by (champion_label, challenger_label)" in pairs
+    by_role = exprs("Predictions by role")
+    assert "sum by (role, label) (rate(brandmon_role_predictions_total" in by_role
+    assert "brandmon_challenger_errors_total" in by_role
