@@ -481,6 +481,7 @@ def score(
         else None,
         "recall": round(len(detected) / n_spikes, 3) if n_spikes else None,
         "time_to_detect_buckets": ttd,
+        "detect_within_buckets": limits,
         "time_to_resolve_buckets": ttr,
         "severity": [severities.get(i) for i in range(n_spikes)],
         "severity_ok": not wrong_severity,
