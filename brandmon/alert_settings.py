@@ -71,6 +71,19 @@ class AlertSettings(BaseModel):
     #: checked when the alert worker or `brandmon alerts backtest` starts.
     overrides_file: Path | None = None
 
+    @model_validator(mode="after")
+    def _apply_sensitivity(self) -> AlertSettings:
+        """Fill the preset's thresholds that were not set explicitly (runs before the other
+        checks, which see the final values). `model_fields_set` stays what was given."""
+        for name, value in SENSITIVITY_PRESETS[self.sensitivity].items():
+            if name not in self.model_fields_set:
+                object.__setattr__(self, name, value)
+        return self
+
+    def explicit_values(self) -> dict[str, Any]:
+        """The fields given explicitly (not defaults, not filled in by the preset)."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
     # --- buckets and windows (event time) -------------------------------------------------
     bucket_seconds: int = Field(60, gt=0, description="Width of an event-time bucket.")
     window_buckets: int = Field(5, gt=0, description="Buckets in the sliding evaluation window.")
@@ -199,19 +212,6 @@ class AlertSettings(BaseModel):
     #: A changelog record adds its key (the brand: at most 4 bytes a character in UTF-8) and
     #: its framing in the record batch (under 128 bytes) to the JSON value.
     _RECORD_OVERHEAD_BYTES: ClassVar[int] = 4 * MAX_BRAND_CHARS + 128
-
-    @model_validator(mode="after")
-    def _apply_sensitivity(self) -> AlertSettings:
-        """Fill the preset's thresholds that were not set explicitly (runs before the other
-        checks, which see the final values). `model_fields_set` stays what was given."""
-        for name, value in SENSITIVITY_PRESETS[self.sensitivity].items():
-            if name not in self.model_fields_set:
-                object.__setattr__(self, name, value)
-        return self
-
-    def explicit_values(self) -> dict[str, Any]:
-        """The fields given explicitly (not defaults, not filled in by the preset)."""
-        return {name: getattr(self, name) for name in self.model_fields_set}
 
     @property
     def max_state_buckets(self) -> int:
