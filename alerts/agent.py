@@ -101,6 +101,12 @@ class AlertAgent:
         # raises OverridesError naming the brand and field
         self.engines = BrandEngines.load(settings.alerts)
         self.engine = self.engines.default  # event-time fields are the same for every brand
+        if self.engines.overridden:
+            log.info(
+                "alert overrides for %d brand(s), %d distinct settings",
+                len(self.engines.overridden),
+                self.engines.distinct,
+            )
         self.scored = app.topic(settings.topic_scored, partitions=settings.topic_partitions)
         self.topic_alerts = settings.topic_alerts
         self.topic_buckets = settings.topic_brand_sentiment

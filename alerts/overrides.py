@@ -98,6 +98,12 @@ def parse_overrides(
                 f'{where}: expected a table of settings, e.g. [{brand}] sensitivity = "fewer"'
             )
         unknown = sorted(set(entry) - BRAND_FIELDS)
+        nested = [name for name in unknown if isinstance(entry[name], dict)]
+        if nested:
+            raise OverridesError(
+                f"{where}: {nested[0]!r} is a table, not a setting: quote a brand name that "
+                f'holds a dot, e.g. ["{brand}.{nested[0]}"]'
+            )
         if unknown:
             raise OverridesError(
                 f"{where}: field {unknown[0]!r} cannot be set per brand; allowed: "

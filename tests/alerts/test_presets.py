@@ -116,6 +116,10 @@ def test_overrides_lay_a_brand_entry_over_the_global_settings(tmp_path: Path) ->
         ("[acme]\nz_warning = -1\n", "brand 'acme': field 'z_warning': Input should be greater"),
         ('[acme]\nsensitivity = "lots"\n', "brand 'acme': field 'sensitivity': Input should be"),
         ("acme = 3\n", "brand 'acme': expected a table of settings"),
+        (
+            "[acme.corp]\nmin_posts = 60\n",
+            'quote a brand name that holds a dot, e.g. ["acme.corp"]',
+        ),
         ("[acme\n", "is not valid TOML"),
         (
             "[acme]\nmax_tracked_posts_per_bucket = 100000\n",
