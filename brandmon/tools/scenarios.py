@@ -13,8 +13,11 @@ a decoy that must stay silent. `run_scenarios(seed, scale)` scores the engine on
   (resolve's event time - spike end) in buckets.
 
 Targets (docs/benchmarks.md, "Alert scenarios"): every spike detected, no alert on decoys,
-detect within 2 buckets, resolve within the quiet period + 1 bucket. The defaults are tuned on
-principle (statistics of the share), not on these streams; `scale` multiplies every volume.
+detect within 2 buckets (a slow ramp: before it peaks), resolve within the quiet period + 1
+bucket. `run_presets()` runs them under each sensitivity preset and several seeds and
+`summarize_presets()` pools the results per scenario and preset (`alerts scenarios --preset`).
+The defaults are tuned on principle (statistics of the share), not on these streams; `scale`
+multiplies every volume.
 """
 
 from __future__ import annotations
