@@ -27,8 +27,8 @@ PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 Sensitivity = Literal["fewer", "balanced", "more"]
 
 #: The thresholds each sensitivity preset sets, for both rules together (share rule, then
-#: mention surge). `balanced` is the defaults of the fields themselves. Chosen on the scenario
-#: benchmark (docs/alert-tuning.md has what each costs in missed and extra alerts); a field
+#: mention surge). `balanced` is the defaults of the fields themselves. What each costs in
+#: missed and extra alerts, measured on the scenario benchmark: docs/alert-tuning.md. A field
 #: set explicitly (environment, overrides file) wins over its preset value.
 SENSITIVITY_PRESETS: dict[str, dict[str, float | int]] = {
     "fewer": {
