@@ -37,7 +37,8 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from brandmon.alerts.engine import AlertEngine, ApplyResult
+from brandmon.alerts.engine import ApplyResult
+from brandmon.alerts.overrides import BrandEngines
 from brandmon.alerts.state import BrandState
 from brandmon.batches import BatchLoop, Prepared, Progress, faust_send, topic_exists
 from brandmon.contracts.records import RawRecord, RecordRejected, dead_letter, parse_scored
@@ -96,7 +97,16 @@ class AlertAgent:
     def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.engine = AlertEngine(settings.alerts)
+        # per-brand settings (BRANDMON_ALERTS__OVERRIDES_FILE), checked here at start-up:
+        # raises OverridesError naming the brand and field
+        self.engines = BrandEngines.load(settings.alerts)
+        self.engine = self.engines.default  # event-time fields are the same for every brand
+        if self.engines.overridden:
+            log.info(
+                "alert overrides for %d brand(s), %d distinct settings",
+                len(self.engines.overridden),
+                self.engines.distinct,
+            )
         self.scored = app.topic(settings.topic_scored, partitions=settings.topic_partitions)
         self.topic_alerts = settings.topic_alerts
         self.topic_buckets = settings.topic_brand_sentiment
@@ -188,7 +198,7 @@ class AlertAgent:
         key = post.brand.encode()
         state = self._state(outcome, key)
         try:
-            result = self.engine.apply(state, post, partition, offset)
+            result = self.engines.for_brand(post.brand).apply(state, post, partition, offset)
         except Exception as exc:  # a bug in the engine must not stop every other brand
             log.exception("alert engine failed on %s; dead-lettering it", raw.source)
             self._cache.pop(key, None)
@@ -231,7 +241,7 @@ class AlertAgent:
                 continue
             if state.next_close is None or state.next_close >= self.engine.close_target(now):
                 continue  # nothing of this brand's to close yet
-            result = self.engine.advance(state, now)
+            result = self.engines.for_brand(state.brand).advance(state, now)
             if result.outcome == "advanced":
                 outcome.states[key] = (partition, result.state)
                 outcome.results.append(result)

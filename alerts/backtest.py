@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from brandmon.alerts.engine import AlertEngine
+from brandmon.alerts.overrides import BrandEngines
 from brandmon.alerts.state import BrandState
 from brandmon.contracts.alerts import Alert
 from brandmon.contracts.posts import ScoredPost
@@ -129,27 +130,30 @@ def _open(path: Path) -> Any:
         raise BacktestInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def replay_posts(engine: AlertEngine, posts: Iterator[ScoredPost]) -> Replay:
+def replay_posts(engine: AlertEngine | BrandEngines, posts: Iterator[ScoredPost]) -> Replay:
     """Apply the posts in order (one partition, offsets in file order), then close every
-    brand's last buckets as the worker's silence sweep would."""
+    brand's last buckets as the worker's silence sweep would. With `BrandEngines`, each
+    brand's posts go through its own engine (per-brand overrides), as in the worker."""
+    engines = engine if isinstance(engine, BrandEngines) else BrandEngines(engine)
+    engine_of, default = engines.for_brand, engines.default
     replay = Replay()
     states: dict[str, BrandState] = {}
     stream_time = -math.inf
     for offset, post in enumerate(posts):
-        result = engine.apply(states.get(post.brand), post, 0, offset)
+        result = engine_of(post.brand).apply(states.get(post.brand), post, 0, offset)
         states[post.brand] = result.state
         replay.alerts += result.alerts
         replay.count(result.outcome)
         when = post.created_at.timestamp()
         replay.saw(post.brand, when, when)
-        vouched = engine.watermark_time(post)
+        vouched = default.watermark_time(post)
         if vouched is not None:
             stream_time = max(stream_time, vouched)
-    s = engine.settings
+    s = default.settings
     end = stream_time + s.allowed_lateness_seconds + s.bucket_seconds
     for state in states.values():
         if math.isfinite(end):
-            replay.alerts += engine.advance(state, end).alerts
+            replay.alerts += engine_of(state.brand).advance(state, end).alerts
     replay.alerts.sort(key=lambda a: (a.evaluated_at, a.brand))
     return replay
 

@@ -45,11 +45,17 @@ def worker() -> None:
     """
     import logging
 
+    from brandmon.alerts.overrides import OverridesError, load_overrides
     from brandmon.alerts.worker import run_alert_worker
     from brandmon.kafka_io import BrokerUnreachableError
     from brandmon.settings import load_settings
 
     settings = load_settings()  # exits 2 on invalid settings; masks secrets in every log line
+    try:
+        load_overrides(settings.alerts)  # before the broker: a bad file fails at once
+    except OverridesError as exc:
+        typer.secho(f"brandmon alerts worker cannot start: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -173,23 +179,45 @@ def _test_alerts() -> list[Alert]:
 
 @alerts_app.command("scenarios")
 def scenarios(
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic streams.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic streams (the first one).")] = 1,
     scale: Annotated[float, typer.Option(help="Multiply every volume by this.")] = 1.0,
     scenario: Annotated[
         list[str] | None, typer.Option(help="Run only this scenario (repeatable).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full JSON report.")] = False,
-    check: Annotated[bool, typer.Option(help="Exit 1 when a scenario misses a target.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(help="Exit 1 when a scenario misses a target (with --preset: balanced's)."),
+    ] = False,
+    preset: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run under this sensitivity preset (fewer, balanced, more; repeatable) and "
+            "print a table per scenario and preset."
+        ),
+    ] = None,
+    seeds: Annotated[
+        int, typer.Option(min=1, help="With --preset: run this many seeds from --seed on.")
+    ] = 1,
+    jobs: Annotated[int, typer.Option(min=1, help="With --preset: processes to use.")] = 1,
 ) -> None:
     """Run the detector on seeded synthetic scenarios; report precision, recall, detect and
     resolve times (in buckets) against the targets."""
 
-    from brandmon.tools.scenarios import ALL_SCENARIOS, run_scenarios
+    from brandmon.tools.scenarios import ALL_SCENARIOS, PRESETS, run_scenarios
 
     unknown = [name for name in scenario or [] if name not in ALL_SCENARIOS]
     if unknown:
         typer.secho(f"unknown scenario(s) {unknown}; known: {ALL_SCENARIOS}", fg="red", err=True)
         raise typer.Exit(2)
+    if preset:
+        bad = [p for p in preset if p not in PRESETS]
+        if bad:
+            raise typer.BadParameter(
+                f"unknown preset(s) {bad}; choose from {', '.join(PRESETS)}", param_hint="--preset"
+            )
+        _preset_report(seed, seeds, preset, scale, scenario or None, jobs, as_json, check)
+        return
     report = run_scenarios(
         seed=seed, scale=scale, settings=_alert_settings(), names=scenario or None
     )
@@ -210,6 +238,32 @@ def scenarios(
             )
         typer.echo(f"all targets met: {report['all_pass']}")
     if check and not report["all_pass"]:
+        raise typer.Exit(1)
+
+
+def _preset_report(
+    first: int,
+    count: int,
+    presets: list[str],
+    scale: float,
+    names: list[str] | None,
+    jobs: int,
+    as_json: bool,
+    check: bool,
+) -> None:
+    """`alerts scenarios --preset ...`: every scenario under each preset and seed."""
+    from brandmon.tools.scenarios import format_preset_table, run_presets
+
+    seeds = list(range(first, first + count))
+    report = run_presets(seeds, list(dict.fromkeys(presets)), scale, _alert_settings(), names, jobs)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        for line in format_preset_table(report["table"]):
+            typer.echo(line)
+        typer.echo(f"seeds {seeds[0]}-{seeds[-1]}, scale {scale}; detect/resolve in buckets")
+    balanced = [r for r in report["runs"] if r["preset"] == "balanced"]
+    if check and not all(r["all_pass"] for r in balanced):
         raise typer.Exit(1)
 
 
@@ -238,7 +292,8 @@ def backtest(
     Prints every alert event (trigger, escalation, resolve) as a JSON line on stdout, then a
     JSON summary on stderr: incidents per rule and per brand-day, time to detect, mean
     duration. With --counts only the mention-surge rule applies, each row counting as that
-    many voices of unknown sentiment.
+    many voices of unknown sentiment. Per-brand overrides (BRANDMON_ALERTS__OVERRIDES_FILE)
+    apply as in the worker.
     """
     from brandmon.alerts.backtest import (
         BacktestInputError,
@@ -249,7 +304,7 @@ def backtest(
         replay_posts,
         summarize,
     )
-    from brandmon.alerts.engine import AlertEngine
+    from brandmon.alerts.overrides import BrandEngines, OverridesError
 
     if (posts is None) == (counts is None):
         raise typer.BadParameter("give either a JSONL file of scored posts or --counts FILE.csv")
@@ -260,14 +315,15 @@ def backtest(
         )
     settings = _backtest_settings(bucket_seconds, surge=counts is not None)
     try:
+        engines = BrandEngines.load(settings, volume_only=counts is not None)
         if counts is not None:
-            engine = AlertEngine(settings, volume_only=True)
             rows = read_counts(counts, settings.bucket_seconds)
-            replay = replay_counts(engine, brand or counts.stem, rows)
+            name = brand or counts.stem
+            replay = replay_counts(engines.for_brand(name), name, rows)
         else:
             assert posts is not None
-            replay = replay_posts(AlertEngine(settings), read_scored_posts(posts))
-    except BacktestInputError as exc:
+            replay = replay_posts(engines, read_scored_posts(posts))
+    except (BacktestInputError, OverridesError) as exc:
         typer.secho(f"brandmon alerts backtest: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
     report = json.dumps(summarize(replay), indent=2)
@@ -295,7 +351,7 @@ def _backtest_settings(bucket_seconds: int | None, *, surge: bool) -> AlertSetti
     if not update:
         return settings
     try:
-        return AlertSettings.model_validate({**settings.model_dump(), **update})
+        return AlertSettings.model_validate({**settings.explicit_values(), **update})
     except ValidationError as exc:
         message = exc.errors()[0]["msg"]
         raise typer.BadParameter(message, param_hint="--bucket-seconds") from exc

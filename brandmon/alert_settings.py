@@ -8,7 +8,8 @@ are explained in the README (on-call section); the comments say what each knob t
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -23,11 +24,65 @@ from pydantic import (
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
+Sensitivity = Literal["fewer", "balanced", "more"]
+
+#: The thresholds each sensitivity preset sets, for both rules together (share rule, then
+#: mention surge). `balanced` is the defaults of the fields themselves. What each costs in
+#: missed and extra alerts, measured on the scenario benchmark: docs/alert-tuning.md. A field
+#: set explicitly (environment, overrides file) wins over its preset value.
+SENSITIVITY_PRESETS: dict[str, dict[str, float | int]] = {
+    "fewer": {
+        "z_warning": 3.5,
+        "wilson_margin": 0.12,
+        "min_negatives": 25,
+        "min_posts": 60,
+        "surge_factor": 2.5,
+        "surge_z": 6.0,
+        "surge_min_voices": 60,
+        "surge_min_negative_voices": 25,
+    },
+    "balanced": {},
+    "more": {
+        "z_warning": 2.5,
+        "wilson_margin": 0.07,
+        "min_negatives": 15,
+        "min_posts": 40,
+        "surge_factor": 1.7,
+        "surge_z": 4.0,
+        "surge_min_voices": 40,
+        "surge_min_negative_voices": 15,
+    },
+}
+#: Every field some preset sets.
+PRESET_FIELDS = sorted({name for values in SENSITIVITY_PRESETS.values() for name in values})
+
 
 class AlertSettings(BaseModel):
     """Every knob of the alert path; env vars look like BRANDMON_ALERTS__BUCKET_SECONDS=60."""
 
     model_config = ConfigDict(frozen=True)
+
+    # --- sensitivity preset -------------------------------------------------------------------
+    #: `fewer` / `balanced` / `more` alerts: sets the thresholds of both rules together
+    #: (SENSITIVITY_PRESETS); `balanced` is the defaults below. A threshold set explicitly
+    #: (e.g. BRANDMON_ALERTS__Z_WARNING) wins over the preset's value.
+    sensitivity: Sensitivity = "balanced"
+    #: Per-brand sensitivity and thresholds (a TOML file, alerts/overrides.py); read and
+    #: checked when the alert worker or `brandmon alerts backtest` starts.
+    overrides_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _apply_sensitivity(self) -> AlertSettings:
+        """Fill the preset's thresholds that were not set explicitly (runs before the other
+        checks, which see the final values). `model_fields_set` stays what was given."""
+        for name, value in SENSITIVITY_PRESETS[self.sensitivity].items():
+            if name not in self.model_fields_set:
+                object.__setattr__(self, name, value)
+        return self
+
+    def explicit_values(self) -> dict[str, Any]:
+        """The fields given explicitly (not defaults, not filled in by the preset)."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
 
     # --- buckets and windows (event time) -------------------------------------------------
     bucket_seconds: int = Field(60, gt=0, description="Width of an event-time bucket.")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from brandmon.alerts.agent import AlertAgent
 from brandmon.metrics import Metrics
 from brandmon.settings import Settings
@@ -107,3 +109,29 @@ def test_per_brand_series_stay_within_the_cap_evicting_the_least_recent() -> Non
     }
     assert shown == {"b2", "b3", "b4"}
     assert metrics.registry.get_sample_value("brandmon_brand_series_evicted_total") == 2
+
+
+def test_the_agent_judges_each_brand_with_its_overrides(tmp_path: Any) -> None:
+    """acme is on `fewer` in the overrides file: the same 15% -> 33% spike pages for globex
+    (defaults) and not for acme; a bad file stops the agent at start naming the brand."""
+    from brandmon.alerts.overrides import OverridesError
+    from tests.alerts.streams import by_time
+
+    overrides = tmp_path / "overrides.toml"
+    overrides.write_text('[acme]\nsensitivity = "fewer"\n')
+    a, _ = agent(alerts={"surge_enabled": False, "overrides_file": overrides})
+    posts = []
+    for brand in ("acme", "globex"):
+        posts += traffic(range(60), 100, 0.15, brand=brand) + traffic(
+            range(60, 70), 100, 0.33, brand=brand
+        )
+    triggered = set()
+    ordered = list(by_time(posts))
+    for i in range(0, len(ordered), 500):
+        outcome = a.apply_all(events(ordered[i : i + 500], start=i))  # type: ignore[arg-type]
+        commit(a, outcome)
+        triggered |= {x.brand for r in outcome.results for x in r.alerts if x.action == "trigger"}
+    assert triggered == {"globex"}
+    overrides.write_text("[acme]\nmin_posts = 0\n")
+    with pytest.raises(OverridesError, match="brand 'acme': field 'min_posts'"):
+        agent(alerts={"overrides_file": overrides})
