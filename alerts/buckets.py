@@ -50,7 +50,8 @@ def add_post(
     if negative and max_terms > 0:
         terms = post_terms(post.text, post.brand)
         bucket.term_total += len(terms)
-        count_terms(bucket.terms, terms, voice_bit(author_key or text_key), max_terms)
+        bit = voice_bit(author_key or text_key)
+        bucket.term_rounds += count_terms(bucket.terms, terms, bit, max_terms)
     if len(bucket.texts) >= max_tracked:
         bucket.overflow_posts += 1
         bucket.overflow_negatives += negative

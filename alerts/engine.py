@@ -310,7 +310,7 @@ class AlertEngine:
             return ()
         window = verdict.window
         sketches = [
-            (b.terms, b.term_total)
+            (b.terms, b.term_total, b.term_rounds)
             for b in state.buckets.values()
             if window.first <= b.index <= window.last
         ]
@@ -323,7 +323,9 @@ class AlertEngine:
         bucket = state.buckets.get(index)
         if self.volume_only or bucket is None or not bucket.term_total:
             return
-        state.topics.learn(bucket.terms, bucket.term_total, index, self.settings)
+        state.topics.learn(
+            bucket.terms, bucket.term_total, bucket.term_rounds, index, self.settings
+        )
 
     def _learn_surge(self, state: BrandState, index: int, newest: Window) -> None:
         """Update the seasonal baseline with one bucket outside any incident (a bucket that

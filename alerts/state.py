@@ -32,8 +32,9 @@ class Bucket:
     `texts` maps a short hash of each distinct text (first occurrence in the bucket) to
     `[author hash or "", 1 if negative else 0]`, in arrival order. `terms` is the sketch of
     the terms of its negative posts (`term: [count, voice mask]`, alerts.topics) and
-    `term_total` the exact number of term occurrences counted (added after version 1 was
-    released: a stored bucket without them loads with none).
+    `term_total` the exact number of term occurrences counted, `term_rounds` the counts the
+    sketch took off every term (added after version 1 was released: a stored bucket without
+    them loads with none).
     """
 
     index: int
@@ -47,6 +48,7 @@ class Bucket:
     samples: list[str] = field(default_factory=list)
     terms: dict[str, list[int]] = field(default_factory=dict)
     term_total: int = 0
+    term_rounds: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,14 +57,14 @@ class Bucket:
             "t": self.texts,
             "o": [self.overflow_posts, self.overflow_negatives],
             "s": self.samples,
-            "w": [self.term_total, self.terms],
+            "w": [self.term_total, self.term_rounds, self.terms],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Bucket:
         posts, negatives, neutrals, positives = data["n"]
         overflow_posts, overflow_negatives = data["o"]
-        term_total, terms = data.get("w", (0, {}))  # absent before topic terms
+        term_total, term_rounds, terms = data.get("w", (0, 0, {}))  # absent before topic terms
         return cls(
             index=int(data["i"]),
             posts=posts,
@@ -75,6 +77,7 @@ class Bucket:
             samples=list(data["s"]),
             terms={str(t): [int(c), int(m)] for t, (c, m) in terms.items()},
             term_total=int(term_total),
+            term_rounds=int(term_rounds),
         )
 
 

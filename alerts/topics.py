@@ -7,11 +7,14 @@ on-call engineer knows before opening anything. Three steps, all pure and determ
    only) and the bigrams of adjacent words, without URLs, @mentions, stopwords, the brand's own
    name, words under 3 characters, and terms over `MAX_TERM_CHARS` characters.
 2. `count_terms()` adds them to the bucket's sketch: at most `topic_terms_per_bucket` terms,
-   kept by the Misra-Gries rule (a new term when the sketch is full takes one off every
-   count instead, so counts are never overestimated and a frequent term always stays). A
+   kept by the Misra-Gries rule: a new term when the sketch is full takes one off every count
+   instead (a *round*), so a term's true count lies between its count and its count plus the
+   bucket's rounds, and a term in more than 1/(size+1) of the occurrences always stays. A
    term counts once per post, an exact duplicate text not at all (alerts.buckets), and each
-   entry keeps a 32-bit mask of its voices (author, or the text of an author-less post), so
-   one account writing a word in many posts counts about once (linear counting).
+   entry keeps a 64-bit mask of its voices (author, or the text of an author-less post). A
+   term's voices are min(count + rounds, voices of its mask by linear counting): one account
+   writing a word in many posts counts about once, and a word the rounds took counts down
+   is still counted by its voices.
 3. `TopicBaseline` remembers the brand's normal negative vocabulary: the sketches of closed
    buckets outside incidents, decayed with `topic_baseline_half_life_seconds`, at most
    `topic_baseline_terms` terms (the smallest weight goes first). `rank_terms()` compares the
@@ -37,12 +40,15 @@ from brandmon.alert_settings import AlertSettings
 MAX_TERM_CHARS = AlertSettings.MAX_TERM_CHARS
 #: Terms taken from one post (its first ones): bounds the work a very long text costs.
 MAX_TERMS_PER_POST = 32
-#: Bits of the voice mask of a sketch entry.
-MASK_BITS = 32
+#: Bits of the voice mask of a sketch entry (linear counting is good to ~3x this many voices).
+MASK_BITS = 64
 MIN_WORD_CHARS = 3
+#: A phrase replaces its named words when it is in at least this share of their voices.
+PHRASE_SHARE = 0.6
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _MENTION = re.compile(r"@\w+")
+_CLAUSE = re.compile(r"[.,;:!?()\[\]\"|]+")
 #: Letters only, with inner apostrophes (don't); digits and underscores split words.
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 
@@ -67,17 +73,19 @@ def post_terms(text: str, brand: str) -> list[str]:
     """The distinct terms of `text` (words, then bigrams of adjacent words), in order."""
     own = set(_words(brand))
     text = _MENTION.sub(" ", _URL.sub(" ", _normal(text)))
-    # None marks a dropped word, so no bigram spans it.
+    # None marks a dropped word or a clause break, so no bigram spans it.
     kept: list[str | None] = []
-    for word in _words_of_normal(text):
-        good = (
-            len(word) >= MIN_WORD_CHARS
-            and len(word) <= MAX_TERM_CHARS
-            and word not in STOPWORDS
-            and word not in own
-            and all(ord(c) <= 0xFFFF for c in word)
-        )
-        kept.append(word if good else None)
+    for clause in _CLAUSE.split(text):
+        for word in _words_of_normal(clause):
+            good = (
+                len(word) >= MIN_WORD_CHARS
+                and len(word) <= MAX_TERM_CHARS
+                and word not in STOPWORDS
+                and word not in own
+                and all(ord(c) <= 0xFFFF for c in word)
+            )
+            kept.append(word if good else None)
+        kept.append(None)
     terms = dict.fromkeys(w for w in kept if w is not None)
     for first, second in zip(kept, kept[1:], strict=False):
         if first is not None and second is not None and first != second:
@@ -109,8 +117,10 @@ def voice_bit(voice_key: str) -> int:
     return 1 << (int(voice_key[:8], 16) % MASK_BITS)
 
 
-def count_terms(sketch: dict[str, list[int]], terms: Iterable[str], bit: int, size: int) -> None:
-    """Add one post's terms (each once) to a bucket's sketch of at most `size` terms."""
+def count_terms(sketch: dict[str, list[int]], terms: Iterable[str], bit: int, size: int) -> int:
+    """Add one post's terms (each once) to a bucket's sketch of at most `size` terms; returns
+    the rounds (counts taken off every kept term) it cost."""
+    rounds = 0
     for term in terms:
         entry = sketch.get(term)
         if entry is not None:
@@ -119,10 +129,17 @@ def count_terms(sketch: dict[str, list[int]], terms: Iterable[str], bit: int, si
         elif len(sketch) < size:
             sketch[term] = [1, bit]
         else:  # Misra-Gries: the newcomer and one count of every kept term cancel out
+            rounds += 1
             for key in list(sketch):
                 sketch[key][0] -= 1
                 if sketch[key][0] <= 0:
                     del sketch[key]
+    return rounds
+
+
+def sketch_voices(count: int, mask: int, rounds: int) -> float:
+    """A sketch entry's voices: at most its count plus the rounds, at most its mask's."""
+    return min(float(count + rounds), voices_in(mask))
 
 
 def voices_in(mask: int) -> float:
@@ -142,9 +159,15 @@ class TopicBaseline:
     learned_at: int | None = None  # bucket index of the last bucket learned
 
     def learn(
-        self, sketch: dict[str, list[int]], total: int, index: int, settings: AlertSettings
+        self,
+        sketch: dict[str, list[int]],
+        total: int,
+        rounds: int,
+        index: int,
+        settings: AlertSettings,
     ) -> None:
-        """Fold the sketch of bucket `index` (and its exact term total) in, decaying first."""
+        """Fold the sketch of bucket `index` (its exact term total and its rounds) in,
+        decaying first."""
         if self.learned_at is not None and index > self.learned_at:
             elapsed = (index - self.learned_at) * settings.bucket_seconds
             decay = 0.5 ** (elapsed / settings.topic_baseline_half_life_seconds)
@@ -152,8 +175,8 @@ class TopicBaseline:
             self.total *= decay
         self.learned_at = index if self.learned_at is None else max(index, self.learned_at)
         self.total += total
-        for term, (count, _) in sketch.items():
-            self.weights[term] = self.weights.get(term, 0.0) + count
+        for term, (count, mask) in sketch.items():
+            self.weights[term] = self.weights.get(term, 0.0) + sketch_voices(count, mask, rounds)
         limit = settings.topic_baseline_terms
         if len(self.weights) > limit:
             kept = sorted(self.weights.items(), key=lambda tw: (-tw[1], tw[0]))[:limit]
@@ -180,21 +203,22 @@ class TopicBaseline:
 
 @dataclass(frozen=True)
 class WindowTerms:
-    """A window's merged sketches: per term its count and voice mask; `total` occurrences."""
+    """A window's merged sketches: per term its count (plus the rounds of the buckets that
+    hold it) and voice mask; `total` term occurrences."""
 
     counts: dict[str, tuple[int, int]]
     total: int
 
 
-def merge(sketches: Iterable[tuple[dict[str, list[int]], int]]) -> WindowTerms:
-    """Add up bucket sketches (count, OR of masks) and their term totals."""
+def merge(sketches: Iterable[tuple[dict[str, list[int]], int, int]]) -> WindowTerms:
+    """Add up bucket sketches `(sketch, term total, rounds)`: counts, rounds, OR of masks."""
     counts: dict[str, tuple[int, int]] = {}
     total = 0
-    for sketch, bucket_total in sketches:
+    for sketch, bucket_total, rounds in sketches:
         total += bucket_total
         for term, (count, mask) in sketch.items():
             old_count, old_mask = counts.get(term, (0, 0))
-            counts[term] = (old_count + count, old_mask | mask)
+            counts[term] = (old_count + count + rounds, old_mask | mask)
     return WindowTerms(counts, total)
 
 
@@ -211,7 +235,7 @@ def rank_terms(
     """The window's unusual terms, most unusual first (see the module docstring)."""
     s = settings
     candidates = {
-        term: min(float(count), voices_in(mask)) for term, (count, mask) in window.counts.items()
+        term: sketch_voices(count, mask, 0) for term, (count, mask) in window.counts.items()
     }
     candidates = {t: v for t, v in candidates.items() if v >= s.topic_min_voices}
     if not candidates:
@@ -247,14 +271,21 @@ def log_odds_z(
 
 
 def _distinct(scored: Sequence[Scored], limit: int) -> list[Scored]:
-    """The first `limit` terms, skipping one that shares all its words with a kept one
-    (`crash` and `app crash` say the same thing)."""
+    """The first `limit` terms, a phrase standing in for its words: a word of a kept phrase
+    is skipped, and a phrase replaces the kept words it contains when it holds at least
+    `PHRASE_SHARE` of their voices (`app crash`, not `app` and `crash`)."""
     kept: list[Scored] = []
     for item in scored:
-        if len(kept) >= limit:
-            break
         words = set(item.term.split())
-        if any(words <= set(k.term.split()) or set(k.term.split()) <= words for k in kept):
-            continue
-        kept.append(item)
-    return kept
+        inside = [k for k in kept if set(k.term.split()) <= words]
+        if any(words <= set(k.term.split()) for k in kept):
+            continue  # says nothing a kept term does not
+        if inside:
+            if item.voices < PHRASE_SHARE * max(k.voices for k in inside):
+                continue
+            at = kept.index(inside[0])
+            kept = [k for k in kept if k not in inside]
+            kept.insert(at, item)
+        elif len(kept) < limit:
+            kept.append(item)
+    return kept[:limit]

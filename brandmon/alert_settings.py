@@ -176,10 +176,11 @@ class AlertSettings(BaseModel):
     _TEXT_BYTES: ClassVar[int] = 45  # "<16 hex>": ["<16 hex>", 1],
     _OFFSET_BYTES: ClassVar[int] = 37  # "-2147483648": -9223372036854775808,
     _CHAR_BYTES: ClassVar[int] = 12
-    #: Topic terms: "w": [<int>, {}], in a bucket; one sketch entry "<term>": [<int>, <mask>],
-    #: ; "topics": {"n": <float>, "at": <int>, "t": {}}, ; one baseline entry "<term>": <float>,
-    _BUCKET_TERMS_BYTES: ClassVar[int] = 35
-    _TERM_ENTRY_BYTES: ClassVar[int] = 41 + 6 * MAX_TERM_CHARS
+    #: Topic terms: "w": [<int>, <int>, {}], in a bucket; one sketch entry "<term>": [<int>,
+    #: <64-bit mask>], ; "topics": {"n": <float>, "at": <int>, "t": {}}, ; one baseline entry
+    #: "<term>": <float>,
+    _BUCKET_TERMS_BYTES: ClassVar[int] = 57
+    _TERM_ENTRY_BYTES: ClassVar[int] = 51 + 6 * MAX_TERM_CHARS
     _TOPICS_BYTES: ClassVar[int] = 76
     _BASELINE_ENTRY_BYTES: ClassVar[int] = 30 + 6 * MAX_TERM_CHARS
     #: A changelog record adds its key (the brand: at most 4 bytes a character in UTF-8) and
