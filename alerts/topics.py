@@ -26,6 +26,7 @@ on-call engineer knows before opening anything. Three steps, all pure and determ
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import unicodedata
@@ -52,8 +53,7 @@ _CLAUSE = re.compile(r"[.,;:!?()\[\]\"|]+")
 #: Letters only, with inner apostrophes (don't); digits and underscores split words.
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 
-STOPWORDS = frozenset(
-    """
+_STOPWORD_TEXT = """
     a about above after again against all also am an and any are aren't as at be because been
     before being below between both but by can can't cannot could couldn't did didn't do does
     doesn't doing don't down during each even ever every few for from further get gets got had
@@ -65,8 +65,8 @@ STOPWORDS = frozenset(
     under until up us very via was wasn't we we're were weren't what when where which while who
     whom why will with won't would wouldn't yet you you're your yours yourself yourselves
     amp rt lol omg im ive dont cant wont didnt doesnt isnt thats yeah yes ok okay
-    """.split()
-)
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def post_terms(text: str, brand: str) -> list[str]:
@@ -87,7 +87,7 @@ def post_terms(text: str, brand: str) -> list[str]:
             kept.append(word if good else None)
         kept.append(None)
     terms = dict.fromkeys(w for w in kept if w is not None)
-    for first, second in zip(kept, kept[1:], strict=False):
+    for first, second in itertools.pairwise(kept):
         if first is not None and second is not None and first != second:
             bigram = f"{first} {second}"
             if len(bigram) <= MAX_TERM_CHARS:

@@ -109,28 +109,32 @@ class Stream:
         self.posts.append((arrival, post))
 
 
+def _vocab(words: str) -> list[str]:
+    return words.split()
+
+
 # Everyday words of posts: filler, then what a label's posts usually say. Negative chatter
 # always has its grumbles (late delivery, support on hold, price, app), so they are the brand's
 # normal and must never be named as a spike's topic; the topics injected below appear nowhere
 # else.
-FILLER = (
+FILLER = _vocab(
     "the a my to and is was just so this it for with again today why still of in on at "
     "really everyone anyone honestly literally ever been have has"
-).split()
-GRUMBLES = (
+)
+GRUMBLES = _vocab(
     "delivery late package waiting support hold hours price expensive app slow order "
     "customer service rude staff store email reply broken quality shipping account "
     "annoying disappointed worst terrible bad awful cancel queue website update phone "
     "charged week days nobody useless"
-).split()
-PRAISE = (
+)
+PRAISE = _vocab(
     "love great thanks awesome fast helpful nice new best happy recommend amazing "
     "quality price delivery app store staff order"
-).split()
-NEUTRAL = (
+)
+NEUTRAL = _vocab(
     "anyone know does what time open hours question store app order price new "
     "update week weekend looking trying using bought tried"
-).split()
+)
 LEXICON = {"negative": GRUMBLES, "positive": PRAISE, "neutral": NEUTRAL}
 
 
@@ -534,9 +538,7 @@ def _topics_named(
     summary (None: no topic injected, or not detected)."""
     named: list[bool | None] = []
     for i, spike in enumerate(spikes):
-        triggers = [
-            a for a in alerts if a.action == "trigger" and matched.get(a.dedup_key) == i
-        ]
+        triggers = [a for a in alerts if a.action == "trigger" and matched.get(a.dedup_key) == i]
         if not spike.topic or not triggers:
             named.append(None)
             continue

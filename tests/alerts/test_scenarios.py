@@ -2,10 +2,10 @@
 
 Hard guarantees are asserted for every seed: no alert on a decoy, every true spike detected,
 resolved within the quiet period + 1 bucket, and every trigger of a spike whose negative posts
-carry injected topic words names one of them in its summary. The detect-time target (<= 2 buckets) is met by
-the big brand always and by the mid-size one (40 posts/min) in most seeds; a weak draw of its
-spike takes up to ~2.5 buckets (the Wilson margin needs that much evidence), so the test
-allows 3 and the report lists the measured times.
+carry injected topic words names one of them in its summary. The detect-time target (<= 2
+buckets) is met by the big brand always and by the mid-size one (40 posts/min) in most seeds;
+a weak draw of its spike takes up to ~2.5 buckets (the Wilson margin needs that much
+evidence), so the test allows 3 and the report lists the measured times.
 """
 
 from __future__ import annotations

@@ -25,8 +25,9 @@ from tests.alerts.streams import SHARE_ONLY, Run, post
 
 S = AlertSettings()
 #: What the brand's negative posts always say: never the topic of a spike.
-GRUMBLES = "delivery late support hold price expensive slow order rude staff email".split()
-FILLER = "the my so this was again today still just really".split()
+GRUMBLES = ["delivery", "late", "support", "hold", "price", "expensive", "slow", "order"]
+GRUMBLES += ["rude", "staff", "email"]
+FILLER = ["the", "my", "so", "this", "was", "again", "today", "still", "just", "really"]
 
 
 # --- tokenizer ------------------------------------------------------------------------------
@@ -122,9 +123,7 @@ def _window(rng: random.Random, posts: list[tuple[str, list[str]]]) -> WindowTer
     bucket = Bucket(index=0)
     for author, terms in posts:
         bucket.term_total += len(terms)
-        bucket.term_rounds += count_terms(
-            bucket.terms, terms, voice_bit(short_hash(author)), 32
-        )
+        bucket.term_rounds += count_terms(bucket.terms, terms, voice_bit(short_hash(author)), 32)
     return merge([(bucket.terms, bucket.term_total, bucket.term_rounds)])
 
 
