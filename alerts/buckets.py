@@ -51,7 +51,10 @@ def add_post(
         terms = post_terms(post.text, post.brand)
         bucket.term_total += len(terms)
         bit = voice_bit(author_key or text_key)
-        bucket.term_rounds += count_terms(bucket.terms, terms, bit, max_terms)
+        rounds, bucket.term_door = count_terms(
+            bucket.terms, terms, bit, max_terms, bucket.term_door
+        )
+        bucket.term_rounds += rounds
     if len(bucket.texts) >= max_tracked:
         bucket.overflow_posts += 1
         bucket.overflow_negatives += negative

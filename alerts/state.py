@@ -33,7 +33,7 @@ class Bucket:
     `[author hash or "", 1 if negative else 0]`, in arrival order. `terms` is the sketch of
     the terms of its negative posts (`term: [count, voice mask]`, alerts.topics) and
     `term_total` the exact number of term occurrences counted, `term_rounds` the counts the
-    sketch took off every term (added after version 1 was released: a stored bucket without
+    sketch took off every term and `term_door` its doorkeeper bits (added after version 1 was released: a stored bucket without
     them loads with none).
     """
 
@@ -49,6 +49,7 @@ class Bucket:
     terms: dict[str, list[int]] = field(default_factory=dict)
     term_total: int = 0
     term_rounds: int = 0
+    term_door: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,14 +58,15 @@ class Bucket:
             "t": self.texts,
             "o": [self.overflow_posts, self.overflow_negatives],
             "s": self.samples,
-            "w": [self.term_total, self.term_rounds, self.terms],
+            "w": [self.term_total, self.term_rounds, f"{self.term_door:x}", self.terms],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Bucket:
         posts, negatives, neutrals, positives = data["n"]
         overflow_posts, overflow_negatives = data["o"]
-        term_total, term_rounds, terms = data.get("w", (0, 0, {}))  # absent before topic terms
+        # absent from states stored before topic terms
+        term_total, term_rounds, door, terms = data.get("w", (0, 0, "0", {}))
         return cls(
             index=int(data["i"]),
             posts=posts,
@@ -78,6 +80,7 @@ class Bucket:
             terms={str(t): [int(c), int(m)] for t, (c, m) in terms.items()},
             term_total=int(term_total),
             term_rounds=int(term_rounds),
+            term_door=int(door, 16),
         )
 
 

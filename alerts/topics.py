@@ -10,6 +10,8 @@ on-call engineer knows before opening anything. Three steps, all pure and determ
    kept by the Misra-Gries rule: a new term when the sketch is full takes one off every count
    instead (a *round*), so a term's true count lies between its count and its count plus the
    bucket's rounds, and a term in more than 1/(size+1) of the occurrences always stays. A
+   term enters the sketch only at its second sighting in the bucket (a 1,024-bit doorkeeper),
+   so terms seen once, the long tail of most texts, do not churn it. A
    term counts once per post, an exact duplicate text not at all (alerts.buckets), and each
    entry keeps a 64-bit mask of its voices (author, or the text of an author-less post). A
    term's voices are min(count + rounds, voices of its mask by linear counting): one account
@@ -30,6 +32,7 @@ import itertools
 import math
 import re
 import unicodedata
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +44,9 @@ from brandmon.alert_settings import AlertSettings
 MAX_TERM_CHARS = AlertSettings.MAX_TERM_CHARS
 #: Terms taken from one post (its first ones): bounds the work a very long text costs.
 MAX_TERMS_PER_POST = 32
+#: Bits of a bucket's doorkeeper: a term enters the sketch at its second sighting in the
+#: bucket, so the long tail of terms seen once (most of them) never churns it. Stored as hex.
+DOOR_BITS = 1024
 #: Bits of the voice mask of a sketch entry (linear counting is good to ~3x this many voices).
 MASK_BITS = 64
 MIN_WORD_CHARS = 3
@@ -117,24 +123,31 @@ def voice_bit(voice_key: str) -> int:
     return 1 << (int(voice_key[:8], 16) % MASK_BITS)
 
 
-def count_terms(sketch: dict[str, list[int]], terms: Iterable[str], bit: int, size: int) -> int:
-    """Add one post's terms (each once) to a bucket's sketch of at most `size` terms; returns
-    the rounds (counts taken off every kept term) it cost."""
+def count_terms(
+    sketch: dict[str, list[int]], terms: Iterable[str], bit: int, size: int, seen: int
+) -> tuple[int, int]:
+    """Add one post's terms (each once) to a bucket's sketch of at most `size` terms, behind
+    the doorkeeper `seen`; returns the rounds (counts taken off every kept term) it cost and
+    the new doorkeeper."""
     rounds = 0
     for term in terms:
         entry = sketch.get(term)
         if entry is not None:
             entry[0] += 1
             entry[1] |= bit
+            continue
+        door = 1 << (zlib.crc32(term.encode()) % DOOR_BITS)
+        if not seen & door:  # first sighting in the bucket: remembered, not counted
+            seen |= door
         elif len(sketch) < size:
-            sketch[term] = [1, bit]
+            sketch[term] = [2, bit]  # this sighting and the one at the door
         else:  # Misra-Gries: the newcomer and one count of every kept term cancel out
             rounds += 1
             for key in list(sketch):
                 sketch[key][0] -= 1
                 if sketch[key][0] <= 0:
                     del sketch[key]
-    return rounds
+    return rounds, seen
 
 
 def sketch_voices(count: int, mask: int, rounds: int) -> float:

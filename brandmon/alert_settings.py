@@ -133,7 +133,7 @@ class AlertSettings(BaseModel):
     #: Terms of negative posts kept per bucket (a Misra-Gries sketch: counts never overstate).
     topic_terms_per_bucket: int = Field(32, ge=1, le=256)
     #: Terms of the brand's normal negative vocabulary kept (the smallest weight goes first).
-    topic_baseline_terms: int = Field(160, ge=1, le=2_000)
+    topic_baseline_terms: int = Field(150, ge=1, le=2_000)
     #: Half-life (event time) of that vocabulary: long, so a weekly-ish complaint is normal.
     topic_baseline_half_life_seconds: float = Field(21_600, gt=0)
     #: A named term is in the negative posts of at least this many voices in the window ...
@@ -176,10 +176,11 @@ class AlertSettings(BaseModel):
     _TEXT_BYTES: ClassVar[int] = 45  # "<16 hex>": ["<16 hex>", 1],
     _OFFSET_BYTES: ClassVar[int] = 37  # "-2147483648": -9223372036854775808,
     _CHAR_BYTES: ClassVar[int] = 12
-    #: Topic terms: "w": [<int>, <int>, {}], in a bucket; one sketch entry "<term>": [<int>,
-    #: <64-bit mask>], ; "topics": {"n": <float>, "at": <int>, "t": {}}, ; one baseline entry
-    #: "<term>": <float>,
-    _BUCKET_TERMS_BYTES: ClassVar[int] = 57
+    #: Topic terms: "w": [<int>, <int>, "0", {}], in a bucket, and its doorkeeper (1,024 bits
+    #: in hex); one sketch entry "<term>": [<int>, <64-bit mask>], ; "topics": {"n": <float>,
+    #: "at": <int>, "t": {}}, ; one baseline entry "<term>": <float>,
+    _BUCKET_TERMS_BYTES: ClassVar[int] = 62
+    _DOOR_BYTES: ClassVar[int] = 256
     _TERM_ENTRY_BYTES: ClassVar[int] = 51 + 6 * MAX_TERM_CHARS
     _TOPICS_BYTES: ClassVar[int] = 76
     _BASELINE_ENTRY_BYTES: ClassVar[int] = 30 + 6 * MAX_TERM_CHARS
@@ -214,7 +215,7 @@ class AlertSettings(BaseModel):
         bucket += self._BUCKET_TERMS_BYTES
         topics = self._TOPICS_BYTES
         if self.topic_max_terms:  # else no term is ever counted
-            bucket += self.topic_terms_per_bucket * self._TERM_ENTRY_BYTES
+            bucket += self._DOOR_BYTES + self.topic_terms_per_bucket * self._TERM_ENTRY_BYTES
             topics += self.topic_baseline_terms * self._BASELINE_ENTRY_BYTES
         return (
             self._TOP_BYTES

@@ -13,7 +13,9 @@ a decoy that must stay silent. `run_scenarios(seed, scale)` scores the engine on
   (resolve's event time - spike end) in buckets.
 
 Targets (docs/benchmarks.md, "Alert scenarios"): every spike detected, no alert on decoys,
-detect within 2 buckets, resolve within the quiet period + 1 bucket. The defaults are tuned on
+detect within 2 buckets, resolve within the quiet period + 1 bucket, and every warning or
+critical trigger of a spike whose negative posts carry topic words names one of them
+(`topics_named`, docs/topics.md). The defaults are tuned on
 principle (statistics of the share), not on these streams; `scale` multiplies every volume.
 """
 
@@ -534,11 +536,16 @@ def score(
 def _topics_named(
     spikes: list[TrueSpike], alerts: list[Alert], matched: dict[str, int]
 ) -> list[bool | None]:
-    """Per spike: whether every trigger of its incidents names one of its topic words in its
-    summary (None: no topic injected, or not detected)."""
+    """Per spike: whether every warning or critical trigger of its incidents names one of its
+    topic words in its summary (None: no topic injected, or no such trigger). An info trigger
+    is a surge whose negatives did not surge: it need not name a negative topic."""
     named: list[bool | None] = []
     for i, spike in enumerate(spikes):
-        triggers = [a for a in alerts if a.action == "trigger" and matched.get(a.dedup_key) == i]
+        triggers = [
+            a
+            for a in alerts
+            if a.action == "trigger" and a.severity != "info" and matched.get(a.dedup_key) == i
+        ]
         if not spike.topic or not triggers:
             named.append(None)
             continue

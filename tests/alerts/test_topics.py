@@ -79,13 +79,14 @@ def test_terms_are_bounded_in_length_and_count() -> None:
 
 def test_sketch_is_bounded_and_keeps_a_frequent_term() -> None:
     sketch: dict[str, list[int]] = {}
-    rounds = 0
+    rounds = seen = 0
     rng = random.Random(1)
     for i in range(400):
         terms = [f"noise{rng.randrange(10**6)}" for _ in range(2)]
         if i % 3 == 0:
             terms.append("outage")
-        rounds += count_terms(sketch, terms, voice_bit(short_hash(str(i))), 8)
+        more, seen = count_terms(sketch, terms, voice_bit(short_hash(str(i))), 8, seen)
+        rounds += more
         assert len(sketch) <= 8
     count, mask = sketch["outage"]
     assert count <= 134 <= count + rounds  # never overstated, and the rounds cover the rest
@@ -94,13 +95,27 @@ def test_sketch_is_bounded_and_keeps_a_frequent_term() -> None:
 
 def test_one_voice_is_one_voice_however_often() -> None:
     sketch: dict[str, list[int]] = {}
+    seen = 0
     for _ in range(50):
-        count_terms(sketch, ["scam"], voice_bit(short_hash("spammer")), 8)
+        _, seen = count_terms(sketch, ["scam"], voice_bit(short_hash("spammer")), 8, seen)
     count, mask = sketch["scam"]
     assert count == 50 and round(voices_in(mask)) == 1
 
 
 # --- ranking --------------------------------------------------------------------------------
+
+
+def _count(bucket: Bucket, terms: list[str], voice: str) -> None:
+    """Count one negative post's terms into `bucket`, as alerts.buckets.add_post does."""
+    bucket.term_total += len(terms)
+    rounds, bucket.term_door = count_terms(
+        bucket.terms,
+        terms,
+        voice_bit(short_hash(voice)),
+        S.topic_terms_per_bucket,
+        bucket.term_door,
+    )
+    bucket.term_rounds += rounds
 
 
 def _baseline(rng: random.Random, buckets: int = 120) -> TopicBaseline:
@@ -110,10 +125,7 @@ def _baseline(rng: random.Random, buckets: int = 120) -> TopicBaseline:
         bucket = Bucket(index=index)
         for i in range(15):
             terms = rng.sample(GRUMBLES, 3)
-            bucket.term_total += len(terms)
-            bucket.term_rounds += count_terms(
-                bucket.terms, terms, voice_bit(short_hash(f"{index}/{i}")), S.topic_terms_per_bucket
-            )
+            _count(bucket, terms, f"{index}/{i}")
         base.learn(bucket.terms, bucket.term_total, bucket.term_rounds, index, S)
     return base
 
@@ -122,8 +134,7 @@ def _window(rng: random.Random, posts: list[tuple[str, list[str]]]) -> WindowTer
     """One bucket's sketch of `(author, terms)` negative posts."""
     bucket = Bucket(index=0)
     for author, terms in posts:
-        bucket.term_total += len(terms)
-        bucket.term_rounds += count_terms(bucket.terms, terms, voice_bit(short_hash(author)), 32)
+        _count(bucket, terms, author)
     return merge([(bucket.terms, bucket.term_total, bucket.term_rounds)])
 
 
