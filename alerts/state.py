@@ -33,8 +33,8 @@ class Bucket:
     `[author hash or "", 1 if negative else 0]`, in arrival order. `terms` is the sketch of
     the terms of its negative posts (`term: [count, voice mask]`, alerts.topics) and
     `term_total` the exact number of term occurrences counted, `term_rounds` the counts the
-    sketch took off every term and `term_door` its doorkeeper bits (added after version 1 was released: a stored bucket without
-    them loads with none).
+    sketch took off every term and `term_door` its doorkeeper bits (added after version 1 was
+    released: a stored bucket without them loads with none).
     """
 
     index: int
