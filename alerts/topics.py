@@ -28,6 +28,7 @@ on-call engineer knows before opening anything. Three steps, all pure and determ
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -77,7 +78,7 @@ STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 def post_terms(text: str, brand: str) -> list[str]:
     """The distinct terms of `text` (words, then bigrams of adjacent words), in order."""
-    own = set(_words(brand))
+    own = _own_words(brand)
     text = _MENTION.sub(" ", _URL.sub(" ", _normal(text)))
     # None marks a dropped word or a clause break, so no bigram spans it.
     kept: list[str | None] = []
@@ -114,8 +115,10 @@ def _words_of_normal(text: str) -> list[str]:
     return words
 
 
-def _words(text: str) -> list[str]:
-    return _words_of_normal(_normal(text))
+@functools.lru_cache(maxsize=4096)
+def _own_words(brand: str) -> frozenset[str]:
+    """The words of a brand's name: never a topic of its own alerts."""
+    return frozenset(_words_of_normal(_normal(brand)))
 
 
 def voice_bit(voice_key: str) -> int:
