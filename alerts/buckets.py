@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from brandmon.alerts.state import HASH_CHARS, Bucket
+from brandmon.alerts.topics import count_terms, post_terms, voice_bit
 from brandmon.contracts.alerts import WindowCounts
 from brandmon.contracts.posts import ScoredPost
 
@@ -31,8 +32,12 @@ def short_hash(value: str) -> str:
     return hashlib.blake2b(value.encode("utf-8"), digest_size=HASH_CHARS // 2).hexdigest()
 
 
-def add_post(bucket: Bucket, post: ScoredPost, max_tracked: int, max_samples: int) -> None:
-    """Count `post` into `bucket`, remembering its text and author for the guards."""
+def add_post(
+    bucket: Bucket, post: ScoredPost, max_tracked: int, max_samples: int, max_terms: int = 0
+) -> None:
+    """Count `post` into `bucket`, remembering its text and author for the guards; the terms
+    of a negative post with a new text go into the bucket's sketch of at most `max_terms`
+    terms (alerts.topics), with its voice (author, else text)."""
     negative = post.label == "negative"
     bucket.posts += 1
     bucket.negatives += negative
@@ -41,11 +46,19 @@ def add_post(bucket: Bucket, post: ScoredPost, max_tracked: int, max_samples: in
     text_key = short_hash(post.text.strip())
     if text_key in bucket.texts:
         return
+    author_key = short_hash(post.author) if post.author else ""
+    if negative and max_terms > 0:
+        terms = post_terms(post.text, post.brand)
+        bucket.term_total += len(terms)
+        bit = voice_bit(author_key or text_key)
+        rounds, bucket.term_door = count_terms(
+            bucket.terms, terms, bit, max_terms, bucket.term_door
+        )
+        bucket.term_rounds += rounds
     if len(bucket.texts) >= max_tracked:
         bucket.overflow_posts += 1
         bucket.overflow_negatives += negative
         return
-    author_key = short_hash(post.author) if post.author else ""
     bucket.texts[text_key] = [author_key, int(negative)]
     if negative and len(bucket.samples) < max_samples:
         bucket.samples.append(post.id)

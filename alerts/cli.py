@@ -235,6 +235,7 @@ def scenarios(
                     if "false_alerts_per_brand_week" in r
                     else ""
                 )
+                + (f" topics_named={r['topics_named']}" if r.get("topics_named") else "")
             )
         typer.echo(f"all targets met: {report['all_pass']}")
     if check and not report["all_pass"]:

@@ -28,7 +28,9 @@ only end an incident), so a long gap costs a few evaluations, not one per empty 
 
 Two rule families run on every closed bucket, each with its own incident and lifecycle: the
 negative-share spike (alerts.detector) and the mention surge (alerts.surge: voices far above
-the brand's normal for that hour, alerts.seasonal). `AlertEngine(settings, volume_only=True)`
+the brand's normal for that hour, alerts.seasonal). A trigger of either names the terms
+that are unusually frequent in its window's negative posts (alerts.topics), learned from the
+buckets of no incident. `AlertEngine(settings, volume_only=True)`
 runs the surge rule alone, on counts of voices of unknown sentiment (`apply_count()`, for
 `brandmon alerts backtest --counts`).
 
@@ -49,6 +51,7 @@ from brandmon.alerts.detector import Detector, Verdict
 from brandmon.alerts.lifecycle import Evaluation, Lifecycle, utc
 from brandmon.alerts.state import BrandState, Bucket, Incident
 from brandmon.alerts.surge import SurgeDetector
+from brandmon.alerts.topics import merge, rank_terms
 from brandmon.contracts.alerts import SEVERITY_RANK, Alert, BrandBucket
 from brandmon.contracts.posts import ScoredPost
 
@@ -180,6 +183,7 @@ class AlertEngine:
             post,
             self.settings.max_tracked_posts_per_bucket,
             self.settings.samples_per_alert,
+            self.settings.topic_terms_per_bucket if self.settings.topic_max_terms else 0,
         )
         clip = self.settings.MAX_MODEL_FIELD_CHARS  # bounds the state (AlertSettings)
         state.model_id, state.model_version = post.model_id[:clip], post.model_version[:clip]
@@ -256,6 +260,7 @@ class AlertEngine:
             warm=self.detector.is_warm(state.share),
             model_id=state.model_id,
             model_version=state.model_version,
+            topic_terms=self._topic_terms(state, verdict),
         )
         state.incident, alerts = self.lifecycle.step(state.incident, ev)
         if s.surge_enabled:
@@ -265,6 +270,7 @@ class AlertEngine:
             self._learn(state, full.counts.share, full.voices, ev)
         if not was_open and state.incident is None and state.surge_incident is None:
             self._learn_surge(state, index, newest)
+            self._learn_topics(state, index - s.window_buckets + 1)
         return alerts, record
 
     def _surge(self, state: BrandState, index: int, newest: Window) -> list[Alert]:
@@ -292,9 +298,34 @@ class AlertEngine:
             model_version=state.model_version,
             expected_voices=judged.expected_voices,
             expected_negatives=None if self.volume_only else judged.expected_negatives,
+            topic_terms=self._topic_terms(state, judged.verdict),
         )
         state.surge_incident, alerts = self.surge_lifecycle.step(state.surge_incident, ev)
         return alerts
+
+    def _topic_terms(self, state: BrandState, verdict: Verdict) -> tuple[str, ...]:
+        """The unusual terms of the negative posts of a triggering verdict's window."""
+        s = self.settings
+        if verdict.severity is None or self.volume_only or not s.topic_max_terms:
+            return ()
+        window = verdict.window
+        sketches = [
+            (b.terms, b.term_total, b.term_rounds)
+            for b in state.buckets.values()
+            if window.first <= b.index <= window.last
+        ]
+        return tuple(t.term for t in rank_terms(merge(sketches), state.topics, s))
+
+    def _learn_topics(self, state: BrandState, index: int) -> None:
+        """Learn the normal vocabulary from the bucket leaving the window: a bucket is learned
+        window_buckets - 1 buckets after it closed, so the onset of a spike, which triggers
+        within a few buckets, is not learned before its incident opens."""
+        bucket = state.buckets.get(index)
+        if self.volume_only or bucket is None or not bucket.term_total:
+            return
+        state.topics.learn(
+            bucket.terms, bucket.term_total, bucket.term_rounds, index, self.settings
+        )
 
     def _learn_surge(self, state: BrandState, index: int, newest: Window) -> None:
         """Update the seasonal baseline with one bucket outside any incident (a bucket that

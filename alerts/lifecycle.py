@@ -47,6 +47,8 @@ class Evaluation:
     #: mention_surge only: voices and negative voices the baseline expected in the window.
     expected_voices: float | None = None
     expected_negatives: float | None = None
+    #: Unusual terms of the window's negative posts (alerts.topics); named by triggers only.
+    topic_terms: tuple[str, ...] = ()
 
 
 #: Which rule family a lifecycle runs: its incidents and dedup keys are its own.
@@ -148,6 +150,7 @@ class Lifecycle:
             model_version=ev.model_version,
             expected_voices=ev.expected_voices,
             expected_negative_voices=ev.expected_negatives,
+            topic_terms=list(ev.topic_terms) if action == "trigger" else [],
         )
 
     def _summary(self, ev: Evaluation, incident: Incident, action: Action, severity: str) -> str:
@@ -172,7 +175,7 @@ class Lifecycle:
         else:
             against = f"warm-up rule: above {self.settings.warmup_share:.0%} with 95% confidence"
         return (
-            f"[{severity.upper()}] {ev.brand}: {share} negative "
+            f"[{severity.upper()}] {ev.brand}: {share} negative{_about(ev)} "
             f"({counts.negative_voices} of {counts.voices} voices, {counts.posts} posts) "
             f"over {span} ({against}); incident since {since}."
         )
@@ -199,10 +202,16 @@ class Lifecycle:
                 f"{ev.expected_negatives:.0f} expected)"
             )
         return (
-            f"[{severity.upper()}] {ev.brand}: mention surge, {counts.voices} voices over "
+            f"[{severity.upper()}] {ev.brand}: mention surge{_about(ev)}, {counts.voices} "
+            f"voices over "
             f"{span} vs {expected:.0f} expected at this hour ({ratio}, z {z}); {sentiment}; "
             f"incident since {since}."
         )
+
+
+def _about(ev: Evaluation) -> str:
+    """`, about: refund, outage, app crash` when the window's negative posts name a topic."""
+    return f", about: {', '.join(ev.topic_terms)}" if ev.topic_terms else ""
 
 
 def _duration(seconds: float) -> str:

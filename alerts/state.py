@@ -17,6 +17,7 @@ from typing import Any
 
 from brandmon.alerts.seasonal import SurgeBaseline
 from brandmon.alerts.stats import EwStat
+from brandmon.alerts.topics import TopicBaseline
 
 STATE_VERSION = 1
 
@@ -29,7 +30,11 @@ class Bucket:
     """Counts of one event-time bucket, plus what the duplicate and author guards need.
 
     `texts` maps a short hash of each distinct text (first occurrence in the bucket) to
-    `[author hash or "", 1 if negative else 0]`, in arrival order.
+    `[author hash or "", 1 if negative else 0]`, in arrival order. `terms` is the sketch of
+    the terms of its negative posts (`term: [count, voice mask]`, alerts.topics) and
+    `term_total` the exact number of term occurrences counted, `term_rounds` the counts the
+    sketch took off every term and `term_door` its doorkeeper bits (added after version 1 was
+    released: a stored bucket without them loads with none).
     """
 
     index: int
@@ -41,6 +46,10 @@ class Bucket:
     overflow_posts: int = 0
     overflow_negatives: int = 0
     samples: list[str] = field(default_factory=list)
+    terms: dict[str, list[int]] = field(default_factory=dict)
+    term_total: int = 0
+    term_rounds: int = 0
+    term_door: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,12 +58,15 @@ class Bucket:
             "t": self.texts,
             "o": [self.overflow_posts, self.overflow_negatives],
             "s": self.samples,
+            "w": [self.term_total, self.term_rounds, f"{self.term_door:x}", self.terms],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Bucket:
         posts, negatives, neutrals, positives = data["n"]
         overflow_posts, overflow_negatives = data["o"]
+        # absent from states stored before topic terms
+        term_total, term_rounds, door, terms = data.get("w", (0, 0, "0", {}))
         return cls(
             index=int(data["i"]),
             posts=posts,
@@ -65,6 +77,10 @@ class Bucket:
             overflow_posts=overflow_posts,
             overflow_negatives=overflow_negatives,
             samples=list(data["s"]),
+            terms={str(t): [int(c), int(m)] for t, (c, m) in terms.items()},
+            term_total=int(term_total),
+            term_rounds=int(term_rounds),
+            term_door=int(door, 16),
         )
 
 
@@ -107,6 +123,8 @@ class BrandState:
     - `offsets`: highest offset applied per partition, so a replay is not counted twice.
     - `surge` / `surge_incident`: the mention-surge rule's baseline and open incident (added
       after version 1 was released: a stored state without them loads with empty ones).
+    - `topics`: the brand's normal vocabulary of negative posts (alerts.topics), likewise
+      added later (a stored state without it loads with an empty one).
     """
 
     brand: str
@@ -124,6 +142,7 @@ class BrandState:
     model_version: str = ""
     surge: SurgeBaseline = field(default_factory=SurgeBaseline)
     surge_incident: Incident | None = None
+    topics: TopicBaseline = field(default_factory=TopicBaseline)
 
     def already_applied(self, partition: int, offset: int) -> bool:
         last = self.offsets.get(partition)
@@ -146,6 +165,7 @@ class BrandState:
             "model": [self.model_id, self.model_version],
             "surge": self.surge.to_dict(),
             "surge_incident": self.surge_incident.to_dict() if self.surge_incident else None,
+            "topics": self.topics.to_dict(),
         }
 
     @classmethod
@@ -160,6 +180,7 @@ class BrandState:
         model_id, model_version = data["model"]
         surge = data.get("surge")  # absent from states stored before the surge rule
         surge_incident = data.get("surge_incident")
+        topics = data.get("topics")  # absent from states stored before topic terms
         return cls(
             brand=str(data["brand"]),
             watermark=data["watermark"],
@@ -176,4 +197,5 @@ class BrandState:
             model_version=str(model_version),
             surge=SurgeBaseline.from_dict(surge) if surge else SurgeBaseline(),
             surge_incident=Incident.from_dict(surge_incident) if surge_incident else None,
+            topics=TopicBaseline.from_dict(topics) if topics else TopicBaseline(),
         )

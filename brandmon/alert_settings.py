@@ -178,8 +178,28 @@ class AlertSettings(BaseModel):
     #: bytes each in the state); beyond this a post still counts (as its own voice unless its
     #: text was already seen). The main term of a brand's state size: with the defaults a
     #: state holds up to 11 buckets (the window, the allowed lateness and the clock skew
-    #: ahead), so 1,200 keep its worst case (~0.95 MB) within changelog_max_record_bytes.
-    max_tracked_posts_per_bucket: int = Field(1_200, gt=0)
+    #: ahead), so 1,100 keep its worst case (~0.99 MB with the topic terms) within
+    #: changelog_max_record_bytes (1,275 fit with topic_max_terms=0).
+    max_tracked_posts_per_bucket: int = Field(1_100, gt=0)
+
+    # --- topic terms (alerts/topics.py) -----------------------------------------------------
+    #: Terms a trigger names ("about: refund, outage, app crash"); 0 names none and counts none.
+    topic_max_terms: int = Field(3, ge=0, le=10)
+    #: Terms of negative posts kept per bucket (a Misra-Gries sketch: counts never overstate).
+    topic_terms_per_bucket: int = Field(32, ge=1, le=256)
+    #: Terms of the brand's normal negative vocabulary kept (the smallest weight goes first).
+    topic_baseline_terms: int = Field(150, ge=1, le=2_000)
+    #: Half-life (event time) of that vocabulary: long, so a weekly-ish complaint is normal.
+    topic_baseline_half_life_seconds: float = Field(21_600, gt=0)
+    #: A named term is in the negative posts of at least this many voices in the window ...
+    topic_min_voices: int = Field(5, ge=1)
+    #: ... and its log-odds ratio against the baseline has a z of at least this.
+    topic_min_z: float = Field(3.0, ge=0)
+    #: Strength (pseudo-counts) of the Dirichlet prior: more needs more evidence for rare terms.
+    topic_prior_strength: float = Field(1_000.0, gt=0)
+    #: Term occurrences the baseline holds before terms are compared with it; a newer brand
+    #: gets its window's most frequent terms.
+    topic_min_baseline: float = Field(500.0, ge=0)
 
     # --- state size -------------------------------------------------------------------------
     #: Largest record the alert state table's changelog topic accepts: its max.message.bytes
@@ -195,6 +215,8 @@ class AlertSettings(BaseModel):
     MAX_POST_ID_CHARS: ClassVar[int] = 512
     MAX_DEDUP_KEY_CHARS: ClassVar[int] = 255
     MAX_MODEL_FIELD_CHARS: ClassVar[int] = 128
+    #: Longest topic term (alerts/topics.py), in characters, all in the BMP (6 bytes escaped).
+    MAX_TERM_CHARS: ClassVar[int] = 20
     #: Partitions whose last offset one brand's state may remember: the brand is the key of
     #: posts.scored, so one, and a few more after the topic is repartitioned.
     MAX_OFFSET_PARTITIONS: ClassVar[int] = 256
@@ -209,6 +231,14 @@ class AlertSettings(BaseModel):
     _TEXT_BYTES: ClassVar[int] = 45  # "<16 hex>": ["<16 hex>", 1],
     _OFFSET_BYTES: ClassVar[int] = 37  # "-2147483648": -9223372036854775808,
     _CHAR_BYTES: ClassVar[int] = 12
+    #: Topic terms: "w": [<int>, <int>, "0", {}], in a bucket, and its doorkeeper (1,024 bits
+    #: in hex); one sketch entry "<term>": [<int>, <64-bit mask>], ; "topics": {"n": <float>,
+    #: "at": <int>, "t": {}}, ; one baseline entry "<term>": <float>,
+    _BUCKET_TERMS_BYTES: ClassVar[int] = 62
+    _DOOR_BYTES: ClassVar[int] = 256
+    _TERM_ENTRY_BYTES: ClassVar[int] = 51 + 6 * MAX_TERM_CHARS
+    _TOPICS_BYTES: ClassVar[int] = 76
+    _BASELINE_ENTRY_BYTES: ClassVar[int] = 30 + 6 * MAX_TERM_CHARS
     #: A changelog record adds its key (the brand: at most 4 bytes a character in UTF-8) and
     #: its framing in the record batch (under 128 bytes) to the JSON value.
     _RECORD_OVERHEAD_BYTES: ClassVar[int] = 4 * MAX_BRAND_CHARS + 128
@@ -237,9 +267,15 @@ class AlertSettings(BaseModel):
         strings = self.MAX_BRAND_CHARS + keys + 2 * self.MAX_MODEL_FIELD_CHARS
         sample = quotes + char * self.MAX_POST_ID_CHARS + comma
         bucket = self._BUCKET_BYTES + texts * self._TEXT_BYTES + self.samples_per_alert * sample
+        bucket += self._BUCKET_TERMS_BYTES
+        topics = self._TOPICS_BYTES
+        if self.topic_max_terms:  # else no term is ever counted
+            bucket += self._DOOR_BYTES + self.topic_terms_per_bucket * self._TERM_ENTRY_BYTES
+            topics += self.topic_baseline_terms * self._BASELINE_ENTRY_BYTES
         return (
             self._TOP_BYTES
             + self._SURGE_BYTES
+            + topics
             + char * strings
             + self.MAX_OFFSET_PARTITIONS * self._OFFSET_BYTES
             + self.max_state_buckets * bucket

@@ -86,6 +86,11 @@ class Alert(BaseModel):
         None, description="mention_surge: negative voices expected in the window."
     )
     sample_post_ids: list[str]
+    topic_terms: list[str] = Field(
+        default_factory=list,
+        description="trigger only: words and phrases unusually frequent in the window's "
+        "negative posts compared with the brand's normal, most unusual first.",
+    )
     model_id: str
     model_version: str
 

@@ -14,10 +14,11 @@ a decoy that must stay silent. `run_scenarios(seed, scale)` scores the engine on
 
 Targets (docs/benchmarks.md, "Alert scenarios"): every spike detected, no alert on decoys,
 detect within 2 buckets (a slow ramp: before it peaks), resolve within the quiet period + 1
-bucket. `run_presets()` runs them under each sensitivity preset and several seeds and
-`summarize_presets()` pools the results per scenario and preset (`alerts scenarios --preset`).
-The defaults are tuned on principle (statistics of the share), not on these streams; `scale`
-multiplies every volume.
+bucket, and every warning or critical trigger of a spike whose negative posts carry topic
+words names one of them (`topics_named`, docs/topics.md). `run_presets()` runs them under
+each sensitivity preset and several seeds and `summarize_presets()` pools the results per
+scenario and preset (`alerts scenarios --preset`). The defaults are tuned on principle
+(statistics of the share), not on these streams; `scale` multiplies every volume.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class TrueSpike:
     end: float
     severity: str | None = None
     detect_within: float = 2
+    #: Words injected into the negative posts of the spike: its triggers must name one.
+    topic: tuple[str, ...] = ()
 
 
 @dataclass
@@ -71,6 +74,8 @@ class Stream:
     """Posts of one scenario, in event time before arrival ordering, plus the truth."""
 
     rng: random.Random
+    #: Draws the posts' words, apart from `rng`, so texts leave counts and times unchanged.
+    words: random.Random = field(default_factory=lambda: random.Random(0))
     posts: list[tuple[float, ScoredPost]] = field(default_factory=list)
     spikes: list[TrueSpike] = field(default_factory=list)
     serial: int = 0
@@ -84,6 +89,7 @@ class Stream:
         author: str | None,
         text: str | None = None,
         arrival: float | None = None,
+        topic: tuple[str, ...] = (),
     ) -> None:
         self.serial += 1
         label = "negative" if negative else ("neutral" if self.rng.random() < 0.6 else "positive")
@@ -92,7 +98,7 @@ class Stream:
             arrival = event_time + self.rng.uniform(0.0, MAX_ARRIVAL_DELAY)
         post = ScoredPost(
             id=f"{brand}-{self.serial}",
-            text=text if text is not None else f"{brand} {label} post #{self.serial}",
+            text=text if text is not None else chatter(self.words, brand, label, topic),
             brand=brand,
             created_at=created,
             author=author,
@@ -107,6 +113,52 @@ class Stream:
             scored_at=ORIGIN + timedelta(seconds=arrival + 0.2),
         )
         self.posts.append((arrival, post))
+
+
+def _vocab(words: str) -> list[str]:
+    return words.split()
+
+
+# Everyday words of posts: filler, then what a label's posts usually say. Negative chatter
+# always has its grumbles (late delivery, support on hold, price, app), so they are the brand's
+# normal and must never be named as a spike's topic; the topics injected below appear nowhere
+# else.
+FILLER = _vocab(
+    "the a my to and is was just so this it for with again today why still of in on at "
+    "really everyone anyone honestly literally ever been have has"
+)
+GRUMBLES = _vocab(
+    "delivery late package waiting support hold hours price expensive app slow order "
+    "customer service rude staff store email reply broken quality shipping account "
+    "annoying disappointed worst terrible bad awful cancel queue website update phone "
+    "charged week days nobody useless"
+)
+PRAISE = _vocab(
+    "love great thanks awesome fast helpful nice new best happy recommend amazing "
+    "quality price delivery app store staff order"
+)
+NEUTRAL = _vocab(
+    "anyone know does what time open hours question store app order price new "
+    "update week weekend looking trying using bought tried"
+)
+LEXICON = {"negative": GRUMBLES, "positive": PRAISE, "neutral": NEUTRAL}
+
+
+def chatter(rng: random.Random, brand: str, label: str, topic: tuple[str, ...] = ()) -> str:
+    """A plausible short post about `brand`: words of its label's lexicon among filler,
+    sometimes a mention, a hashtag or a link; a negative post of a spike also carries one or
+    two of the spike's `topic` words."""
+    words = [rng.choice(LEXICON[label]) for _ in range(rng.randint(3, 6))]
+    words += [rng.choice(FILLER) for _ in range(rng.randint(2, 6))]
+    if topic and label == "negative":
+        words += rng.sample(topic, k=min(len(topic), rng.choice((1, 1, 2))))
+    rng.shuffle(words)
+    words.insert(rng.randrange(len(words) + 1), brand if rng.random() < 0.7 else f"@{brand}")
+    if rng.random() < 0.1:
+        words.append(f"https://example.com/{rng.randrange(10**6)}")
+    if rng.random() < 0.1:
+        words.append(f"#{rng.choice(LEXICON[label])}")
+    return " ".join(words)
 
 
 def _count(rng: random.Random, mean: float) -> int:
@@ -159,8 +211,10 @@ def burst(
     rate: float,
     share: float,
     authors: int = 50_000,
+    topic: tuple[str, ...] = (),
 ) -> None:
-    """Extra traffic with its own share between `start` and `end` (seconds), many authors."""
+    """Extra traffic with its own share between `start` and `end` (seconds), many authors;
+    its negative posts carry the `topic` words."""
     rng = stream.rng
     for _ in range(_count(stream.rng, rate * (end - start) / 60)):
         stream.add(
@@ -168,6 +222,7 @@ def burst(
             rng.uniform(start, end),
             rng.random() < share,
             author=f"{brand}-angry{rng.randrange(authors)}",
+            topic=topic,
         )
 
 
@@ -197,11 +252,14 @@ def true_spike(stream: Stream, scale: float) -> None:
         background(stream, profile, range(MINUTES))
     rng = stream.rng
     # An outage-like surge: volume x2.5, negative share roughly doubled (+25 points).
-    for brand, begin, rate, share in (("acme", 120, 150, 0.60), ("globex", 150, 60, 0.65)):
+    for brand, begin, rate, share, topic in (
+        ("acme", 120, 150, 0.60, ("outage", "refund", "crashing")),
+        ("globex", 150, 60, 0.65, ("recall", "battery", "overheating")),
+    ):
         start = (begin + rng.random()) * 60
         end = start + 20 * 60
-        burst(stream, brand, start, end, rate * scale, share)
-        stream.spikes.append(TrueSpike(brand, start, end))
+        burst(stream, brand, start, end, rate * scale, share, topic=topic)
+        stream.spikes.append(TrueSpike(brand, start, end, topic=topic))
 
 
 def low_volume(stream: Stream, scale: float) -> None:
@@ -275,26 +333,32 @@ def late_burst(stream: Stream, scale: float) -> None:
 
 
 def _surge(
-    stream: Stream, brand: str, rate: float, share: float, severity: str, scale: float
+    stream: Stream,
+    brand: str,
+    rate: float,
+    share: float,
+    severity: str,
+    scale: float,
+    topic: tuple[str, ...] = (),
 ) -> None:
     """Background for all brands, and a 20-minute burst of `rate` posts a minute on `brand`."""
     for profile in _brands(scale):
         background(stream, profile, range(MINUTES))
     start = (120 + stream.rng.random()) * 60
     end = start + 20 * 60
-    burst(stream, brand, start, end, rate * scale, share)
-    stream.spikes.append(TrueSpike(brand, start, end, severity))
+    burst(stream, brand, start, end, rate * scale, share, topic=topic)
+    stream.spikes.append(TrueSpike(brand, start, end, severity, topic))
 
 
 def mention_surge(stream: Stream, scale: float) -> None:
     """acme's voices triple at its normal negative share: a negative surge too (warning),
     not mostly negative, so the share rule stays silent."""
-    _surge(stream, "acme", 200, 0.15, "warning", scale)
+    _surge(stream, "acme", 200, 0.15, "warning", scale, ("tickets", "presale", "concert"))
 
 
 def negative_surge(stream: Stream, scale: float) -> None:
     """globex's voices triple and the new ones are 70% negative: the most severe case."""
-    _surge(stream, "globex", 80, 0.70, "critical", scale)
+    _surge(stream, "globex", 80, 0.70, "critical", scale, ("breach", "password", "leaked"))
 
 
 def viral_positive(stream: Stream, scale: float) -> None:
@@ -423,7 +487,7 @@ def score_counts(
 
 def build(name: str, seed: int, scale: float = 1.0) -> Stream:
     """The posts of scenario `name`, generated from `seed` (same seed, same posts)."""
-    stream = Stream(rng=random.Random(f"{name}/{seed}"))
+    stream = Stream(rng=random.Random(f"{name}/{seed}"), words=random.Random(f"{name}/{seed}/w"))
     SCENARIOS[name](stream, scale)
     return stream
 
@@ -436,11 +500,14 @@ def score(
     incidents = _incidents(alerts)
     detected: dict[int, dict[str, Any]] = {}
     false_keys: list[str] = []
+    matched: dict[str, int] = {}
     for key, incident in incidents.items():
         match = _match(stream.spikes, incident, s.window_buckets * bucket)
         if match is None:
             false_keys.append(key)
-        elif match not in detected:
+            continue
+        matched[key] = match
+        if match not in detected:
             detected[match] = incident
     ttd = [
         round((detected[i]["trigger"] - sp.start) / bucket, 2)
@@ -460,8 +527,10 @@ def score(
         for i, sp in enumerate(stream.spikes)
         if sp.severity and _max_severity(incidents, sp, s.window_buckets * bucket) != sp.severity
     ]
+    named = _topics_named(stream.spikes, alerts, matched)
     ok = (
         len(detected) == n_spikes
+        and all(n is not False for n in named)
         and not false_keys
         and not wrong_severity
         and all(t <= limit for t, limit in zip(ttd, limits, strict=True))
@@ -489,6 +558,7 @@ def score(
         "severity": [severities.get(i) for i in range(n_spikes)],
         "severity_ok": not wrong_severity,
         "brand_weeks": round(_brand_weeks(stream), 4),
+        "topics_named": named,
         "pass": ok,
     }
 
@@ -498,6 +568,33 @@ def _brand_weeks(stream: Stream) -> float:
     times = [post.created_at.timestamp() for _, post in stream.posts]
     brands = {post.brand for _, post in stream.posts}
     return len(brands) * (max(times) - min(times)) / (7 * 86_400) if times else 0.0
+def _topics_named(
+    spikes: list[TrueSpike], alerts: list[Alert], matched: dict[str, int]
+) -> list[bool | None]:
+    """Per spike: whether every warning or critical trigger of its incidents names one of its
+    topic words in its summary (None: no topic injected, or no such trigger). An info trigger
+    is a surge whose negatives did not surge: it need not name a negative topic."""
+    named: list[bool | None] = []
+    for i, spike in enumerate(spikes):
+        triggers = [
+            a
+            for a in alerts
+            if a.action == "trigger" and a.severity != "info" and matched.get(a.dedup_key) == i
+        ]
+        if not spike.topic or not triggers:
+            named.append(None)
+            continue
+        named.append(all(_names_topic(a, spike.topic) for a in triggers))
+    return named
+
+
+def _names_topic(alert: Alert, topic: tuple[str, ...]) -> bool:
+    """A topic word is one of the alert's terms, or a word of one, and is in its summary."""
+    return any(
+        f" {word} " in f" {term} " and term in alert.summary
+        for term in alert.topic_terms
+        for word in topic
+    )
 
 
 def _incidents(alerts: list[Alert]) -> dict[str, dict[str, Any]]:

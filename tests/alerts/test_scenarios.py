@@ -1,10 +1,11 @@
 """The scenario benchmark with several seeds and volumes.
 
 Hard guarantees are asserted for every seed: no alert on a decoy, every true spike detected,
-resolved within the quiet period + 1 bucket. The detect-time target (<= 2 buckets) is met by
-the big brand always and by the mid-size one (40 posts/min) in most seeds; a weak draw of its
-spike takes up to ~2.5 buckets (the Wilson margin needs that much evidence), so the test
-allows 3 and the report lists the measured times.
+resolved within the quiet period + 1 bucket, and every trigger of a spike whose negative posts
+carry injected topic words names one of them in its summary. The detect-time target (<= 2
+buckets) is met by the big brand always and by the mid-size one (40 posts/min) in most seeds;
+a weak draw of its spike takes up to ~2.5 buckets (the Wilson margin needs that much
+evidence), so the test allows 3 and the report lists the measured times.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pytest
 from brandmon.tools.scenarios import ALL_SCENARIOS, run_scenarios
 
 QUIET_PLUS_ONE = 16.0
+#: Scenarios whose spikes carry injected topic words in their negative posts.
+TOPICS = {"true_spike", "negative_surge", "mention_surge"}
 
 
 def _check(report: dict[str, Any]) -> None:
@@ -34,6 +37,8 @@ def _check(report: dict[str, Any]) -> None:
         limits = [max(3, limit) for limit in r["detect_within_buckets"]]
         assert all(t <= lim for t, lim in zip(r["time_to_detect_buckets"], limits, strict=True)), r
         assert all(t is not None and t <= QUIET_PLUS_ONE for t in r["time_to_resolve_buckets"]), r
+        if r["scenario"] in TOPICS:  # every trigger's summary names an injected topic word
+            assert r["topics_named"] and all(r["topics_named"]), r
 
 
 @pytest.mark.slow

@@ -34,6 +34,21 @@ def _emoji(n: int, width: int) -> str:
     return "".join(digits)
 
 
+def _letters(n: int) -> str:
+    """A distinct lowercase word for each n (letters only, so it is a term)."""
+    word = ""
+    while True:
+        n, letter = divmod(n, 26)
+        word += chr(ord("a") + letter)
+        if not n:
+            return word + "zzz"
+
+
+def _widest_term(n: int) -> str:
+    """A term of MAX_TERM_CHARS BMP letters, each 6 bytes once JSON-escaped (distinct n)."""
+    return "".join(chr(0x4E00 + (n >> (4 * i)) % 16) for i in range(A.MAX_TERM_CHARS))
+
+
 def _max_len(field: str) -> int:
     return next(m.max_length for m in Post.model_fields[field].metadata if isinstance(m, MaxLen))
 
@@ -62,7 +77,8 @@ def _worst_state(s: AlertSettings) -> BrandState:
     def scored(at: float, *, ahead: float) -> ScoredPost:
         nonlocal n
         n += 1
-        p = post(at - T0.timestamp(), True, brand=brand, author=f"a{n}", ident=f"x{n}")
+        words = f"{_letters(2 * n)} {_letters(2 * n + 1)}"  # new terms: every sketch fills
+        p = post(at - T0.timestamp(), True, brand=brand, author=f"a{n}", ident=f"x{n}", text=words)
         return p.model_copy(
             update={
                 "id": _emoji(n, A.MAX_POST_ID_CHARS),
@@ -99,7 +115,10 @@ def _worst_state(s: AlertSettings) -> BrandState:
         j += 1
     assert len(state.buckets) == s.max_state_buckets
     assert all(
-        len(x.texts) == w and len(x.samples) == s.samples_per_alert for x in state.buckets.values()
+        len(x.texts) == w
+        and len(x.samples) == s.samples_per_alert
+        and len(x.terms) <= s.topic_terms_per_bucket
+        for x in state.buckets.values()
     )
 
     # Everything else at its widest.
@@ -118,7 +137,13 @@ def _worst_state(s: AlertSettings) -> BrandState:
     for x in state.buckets.values():
         x.posts = x.negatives = x.neutrals = x.positives = big
         x.overflow_posts = x.overflow_negatives = big
-        x.index = big
+        x.index = x.term_total = x.term_rounds = big
+        x.term_door = 2**1024 - 1 if s.topic_max_terms else 0
+        if s.topic_max_terms:  # else the engine never counts a term
+            x.terms = {_widest_term(i): [big, 2**64 - 1] for i in range(s.topic_terms_per_bucket)}
+    state.topics.total, state.topics.learned_at = wide, big
+    if s.topic_max_terms:
+        state.topics.weights = {_widest_term(i): wide for i in range(s.topic_baseline_terms)}
     return state
 
 
@@ -130,8 +155,9 @@ def _worst_state(s: AlertSettings) -> BrandState:
         AlertSettings(
             max_tracked_posts_per_bucket=40, allowed_lateness_seconds=0, max_clock_skew_seconds=0
         ),
+        AlertSettings(topic_max_terms=0, max_tracked_posts_per_bucket=1_275),
     ],
-    ids=["defaults", "short-buckets", "no-lateness"],
+    ids=["defaults", "short-buckets", "no-lateness", "no-topic-terms"],
 )
 def test_worst_case_state_is_within_the_estimate(s: AlertSettings) -> None:
     state = _worst_state(s)
@@ -147,7 +173,7 @@ def test_worst_case_state_is_within_the_estimate(s: AlertSettings) -> None:
 
 
 def test_settings_refuse_a_state_that_cannot_fit() -> None:
-    with pytest.raises(ValueError, match="max_tracked_posts_per_bucket to at most 1,276"):
+    with pytest.raises(ValueError, match="max_tracked_posts_per_bucket to at most 1,102"):
         AlertSettings(max_tracked_posts_per_bucket=2_500)
     with pytest.raises(ValueError, match="changelog_max_record_bytes"):
         AlertSettings(changelog_max_record_bytes=500_000)
