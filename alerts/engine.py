@@ -345,16 +345,22 @@ class AlertEngine:
         Windows with fewer than min_posts voices are skipped (their share is noise). Once
         warm, the share is clipped to mean ± z_warning·std, so the onset of a spike (before
         it triggers) or a one-off outlier moves the baseline only a little, while a lasting
-        level shift is still learned within a few half-lives.
+        level shift is still learned within a few half-lives. A clipped window moves the
+        mean but not the spread: learning the clipped distance as variance would widen the
+        band (and the overdispersion, and with it the volume guards) on every bucket of a
+        slow climb, until the climb could never page (the slow_ramp scenario).
         """
         s = self.settings
         if share is None or voices < s.min_posts:
             return
+        clipped = False
         if ev.warm:
             band = s.z_warning * max(state.share.std, s.std_floor)
-            share = min(max(share, state.share.mean - band), state.share.mean + band)
+            low, high = state.share.mean - band, state.share.mean + band
+            clipped = not low <= share <= high
+            share = min(max(share, low), high)
         elapsed = ev.bucket_end - (state.baseline_at or ev.bucket_end)
-        state.share.update(share, elapsed, s.baseline_half_life_seconds)
+        state.share.update(share, elapsed, s.baseline_half_life_seconds, spread=not clipped)
         state.volume.update(float(voices), elapsed, s.baseline_half_life_seconds)
         state.baseline_at = ev.bucket_end
 

@@ -34,8 +34,15 @@ class EwStat:
     var: float = 0.0
     weight: float = 0.0
 
-    def update(self, value: float, elapsed: float, half_life: float) -> None:
-        """Fold in `value` observed `elapsed` seconds (event time) after the previous one."""
+    def update(
+        self, value: float, elapsed: float, half_life: float, *, spread: bool = True
+    ) -> None:
+        """Fold in `value` observed `elapsed` seconds (event time) after the previous one.
+
+        `spread=False` moves the mean (and the weight) but leaves the variance as it is: for
+        a value the caller clipped, whose distance from the mean says how wide the clip band
+        was, not how much the series varies.
+        """
         decay = 0.5 ** (max(elapsed, 0.0) / half_life)
         if self.weight <= 0.0:
             self.mean, self.var, self.weight = value, 0.0, 1.0
@@ -44,7 +51,8 @@ class EwStat:
         alpha = 1.0 / (old_weight + 1.0)
         diff = value - self.mean
         self.mean += alpha * diff
-        self.var = (1.0 - alpha) * (self.var + alpha * diff * diff)
+        if spread:
+            self.var = (1.0 - alpha) * (self.var + alpha * diff * diff)
         self.weight = old_weight + 1.0
 
     @property

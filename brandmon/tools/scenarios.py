@@ -347,7 +347,7 @@ def _surge(
     start = (120 + stream.rng.random()) * 60
     end = start + 20 * 60
     burst(stream, brand, start, end, rate * scale, share, topic=topic)
-    stream.spikes.append(TrueSpike(brand, start, end, severity, topic))
+    stream.spikes.append(TrueSpike(brand, start, end, severity, topic=topic))
 
 
 def mention_surge(stream: Stream, scale: float) -> None:
@@ -568,6 +568,8 @@ def _brand_weeks(stream: Stream) -> float:
     times = [post.created_at.timestamp() for _, post in stream.posts]
     brands = {post.brand for _, post in stream.posts}
     return len(brands) * (max(times) - min(times)) / (7 * 86_400) if times else 0.0
+
+
 def _topics_named(
     spikes: list[TrueSpike], alerts: list[Alert], matched: dict[str, int]
 ) -> list[bool | None]:

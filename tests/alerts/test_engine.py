@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -253,3 +254,27 @@ def test_tracking_cap_bounds_the_state_but_still_dedups_known_texts() -> None:
     assert len(bucket.texts) == 10
     assert (bucket.overflow_posts, bucket.overflow_negatives) == (10, 10)
     assert bucket.posts == 25  # every post is counted raw
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_slow_climb_pages_before_it_peaks(seed: int) -> None:
+    """A negative share climbing 15% -> 55% over 30 minutes (90 voices a minute, binomial
+    noise) is an incident, not a new normal: the clipped windows of the climb move the
+    baseline's mean but must not widen its spread, which would raise the volume guards faster
+    than the share rises and never page (it missed seeds 2 and 3 that way)."""
+    rng = random.Random(seed)
+    run = Run()
+
+    def feed(m: int, share: float, total: int = 90) -> None:
+        run.feed(minute(m, total, sum(rng.random() < share for _ in range(total))))
+
+    for m in range(120):
+        feed(m, 0.15)
+    for step, m in enumerate(range(120, 150), start=1):
+        feed(m, 0.15 + 0.40 * step / 30)
+    for m in range(150, 170):
+        feed(m, 0.55)
+    triggers = [a for a in run.alerts if a.action == "trigger"]
+    assert triggers, "the climb never paged"
+    assert at(triggers[0]) <= 150  # before the climb peaks
+    assert run.state is not None and run.state.share.std < 0.05
