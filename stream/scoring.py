@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from brandmon.contracts.classifier import (
     Classifier,
@@ -31,6 +32,9 @@ from brandmon.contracts.records import (
     parse_scored,
 )
 from brandmon.metrics import Metrics
+
+if TYPE_CHECKING:
+    from brandmon.stream.routing import LanguageRouter
 
 __all__ = [
     "PARSE_REASONS",
@@ -68,6 +72,9 @@ class BatchScorer:
     `classifier` may be replaced at any time from another thread (a model promotion,
     stream/rollout.py): each batch reads it once when it starts and scores every record with
     that one model, so no batch is ever scored partly by one model and partly by another.
+
+    With a `router` (stream/routing.py) the batch is split by language: `classifier` scores
+    the languages its manifest lists, the router's registry the others.
     """
 
     def __init__(
@@ -75,10 +82,12 @@ class BatchScorer:
         classifier: Classifier,
         metrics: Metrics,
         clock: Callable[[], datetime] = _utcnow,
+        router: LanguageRouter | None = None,
     ) -> None:
         self.classifier = classifier
         self.metrics = metrics
         self.clock = clock
+        self.router = router
 
     def score(self, records: Sequence[RawRecord]) -> BatchResult:
         result = BatchResult()
@@ -93,7 +102,9 @@ class BatchScorer:
         self._stage("parse", time.perf_counter() - started)
         self.metrics.posts_consumed.inc(len(records))
         self.metrics.batch_size.observe(len(records))
-        if valid:
+        if valid and self.router is not None:
+            self.router.score(valid, self.classifier, self._score_valid, result, now)
+        elif valid:
             self._score_valid(self.classifier, valid, result)  # the one model of this batch
         return result
 
