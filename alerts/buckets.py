@@ -32,7 +32,11 @@ def short_hash(value: str) -> str:
 
 
 def add_post(bucket: Bucket, post: ScoredPost, max_tracked: int, max_samples: int) -> None:
-    """Count `post` into `bucket`, remembering its text and author for the guards."""
+    """Count `post` into `bucket`, remembering its text and author for the guards. A post no
+    model read (label null) is only counted as unscored: it is in no share, surge or guard."""
+    if post.label is None:
+        bucket.unscored += 1
+        return
     negative = post.label == "negative"
     bucket.posts += 1
     bucket.negatives += negative
@@ -75,8 +79,9 @@ def window_counts(buckets: Iterable[Bucket], first: int, last: int, max_samples:
     seen_texts: set[str] = set()
     voices: dict[str, bool] = {}
     authors: set[str] = set()
-    posts = negatives = overflow_posts = overflow_negatives = duplicates = 0
+    posts = negatives = overflow_posts = overflow_negatives = duplicates = unscored = 0
     for bucket in ordered:
+        unscored += bucket.unscored
         posts += bucket.posts
         negatives += bucket.negatives
         overflow_posts += bucket.overflow_posts
@@ -100,6 +105,7 @@ def window_counts(buckets: Iterable[Bucket], first: int, last: int, max_samples:
         share=n_negative / n_voices if n_voices else None,
         distinct_authors=len(authors),
         duplicate_texts=duplicates,
+        unscored=unscored,
     )
     samples = [s for b in reversed(ordered) for s in b.samples][:max_samples]
     return Window(first=first, last=last, counts=counts, samples=tuple(samples))

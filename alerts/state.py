@@ -41,15 +41,20 @@ class Bucket:
     overflow_posts: int = 0
     overflow_negatives: int = 0
     samples: list[str] = field(default_factory=list)
+    #: Posts no model read (a language without a model): shown, never in the rules' counts.
+    unscored: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "i": self.index,
             "n": [self.posts, self.negatives, self.neutrals, self.positives],
             "t": self.texts,
             "o": [self.overflow_posts, self.overflow_negatives],
             "s": self.samples,
         }
+        if self.unscored:  # absent in states written before language routing
+            data["u"] = self.unscored
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Bucket:
@@ -65,6 +70,7 @@ class Bucket:
             overflow_posts=overflow_posts,
             overflow_negatives=overflow_negatives,
             samples=list(data["s"]),
+            unscored=int(data.get("u", 0)),
         )
 
 

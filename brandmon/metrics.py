@@ -176,6 +176,13 @@ class Metrics:
             ["brand"],
             registry=r,
         )
+        self.brand_unscored_window = Gauge(
+            "brandmon_brand_unscored_window",
+            "Posts about the brand in the current evaluation window that no model read "
+            "(languages without a model); counted in no alert rule.",
+            ["brand"],
+            registry=r,
+        )
         # The detector's volume guards and Wilson interval count voices, not posts; the
         # Prometheus spike rules (deploy/prometheus) need the same two counts to agree with it.
         self.brand_voices_window = Gauge(
