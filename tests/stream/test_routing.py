@@ -30,7 +30,7 @@ NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 class TableRanker:
     """Ranks by the post's first word: 'fr ...' is French, 'xx ...' is unclear."""
 
-    def rank(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
+    def rank(self, texts: Sequence[str], k: int = 1) -> list[list[tuple[str, float]]]:
         table = {"en": [("en", 0.99)], "fr": [("fr", 0.98)], "de": [("de", 0.97)]}
         return [table.get(text.split()[0], [("es", 0.4)]) for text in texts]
 
