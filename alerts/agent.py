@@ -310,6 +310,7 @@ class AlertAgent:
         gauges = (
             self.metrics.negative_share,
             self.metrics.brand_posts_window,
+            self.metrics.brand_unscored_window,
             self.metrics.brand_voices_window,
             self.metrics.brand_negative_voices_window,
         )
@@ -321,6 +322,7 @@ class AlertAgent:
         share = record.window.share
         self.metrics.negative_share.labels(brand=brand).set(share if share is not None else 0)
         self.metrics.brand_posts_window.labels(brand=brand).set(record.window.posts)
+        self.metrics.brand_unscored_window.labels(brand=brand).set(record.window.unscored)
         self.metrics.brand_voices_window.labels(brand=brand).set(record.window.voices)
         self.metrics.brand_negative_voices_window.labels(brand=brand).set(
             record.window.negative_voices

@@ -38,6 +38,9 @@ def add_post(
     """Count `post` into `bucket`, remembering its text and author for the guards; the terms
     of a negative post with a new text go into the bucket's sketch of at most `max_terms`
     terms (alerts.topics), with its voice (author, else text)."""
+    if post.label is None:  # no model read it: counted as unscored, in no rule's counts
+        bucket.unscored += 1
+        return
     negative = post.label == "negative"
     bucket.posts += 1
     bucket.negatives += negative
@@ -88,8 +91,9 @@ def window_counts(buckets: Iterable[Bucket], first: int, last: int, max_samples:
     seen_texts: set[str] = set()
     voices: dict[str, bool] = {}
     authors: set[str] = set()
-    posts = negatives = overflow_posts = overflow_negatives = duplicates = 0
+    posts = negatives = overflow_posts = overflow_negatives = duplicates = unscored = 0
     for bucket in ordered:
+        unscored += bucket.unscored
         posts += bucket.posts
         negatives += bucket.negatives
         overflow_posts += bucket.overflow_posts
@@ -113,6 +117,7 @@ def window_counts(buckets: Iterable[Bucket], first: int, last: int, max_samples:
         share=n_negative / n_voices if n_voices else None,
         distinct_authors=len(authors),
         duplicate_texts=duplicates,
+        unscored=unscored,
     )
     samples = [s for b in reversed(ordered) for s in b.samples][:max_samples]
     return Window(first=first, last=last, counts=counts, samples=tuple(samples))

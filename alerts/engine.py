@@ -185,6 +185,8 @@ class AlertEngine:
             self.settings.samples_per_alert,
             self.settings.topic_terms_per_bucket if self.settings.topic_max_terms else 0,
         )
+        if post.label is None:  # unscored: counted in the bucket apart, no model to name
+            return
         clip = self.settings.MAX_MODEL_FIELD_CHARS  # bounds the state (AlertSettings)
         state.model_id, state.model_version = post.model_id[:clip], post.model_version[:clip]
 
@@ -208,9 +210,9 @@ class AlertEngine:
     def _next_to_evaluate(self, state: BrandState, index: int, target: int) -> int:
         """`index`, or further on when the window is empty (a gap with no traffic)."""
         first = index - self.settings.window_buckets + 1
-        if any(first <= i <= index for i in state.buckets):
+        if any(first <= i <= index for i in _scored_buckets(state)):
             return index
-        later = [i for i in state.buckets if i > index]
+        later = [i for i in _scored_buckets(state) if i > index]
         land = min(min(later) - 1 if later else target - 1, target - 1)
         for incident in _open_incidents(state):
             due = incident.last_elevated + self.settings.quiet_seconds
@@ -224,7 +226,7 @@ class AlertEngine:
         all it can do is end an open incident whose quiet period has run out.
         """
         first = index - self.settings.window_buckets + 1
-        if any(first <= i <= index for i in state.buckets):
+        if any(first <= i <= index for i in _scored_buckets(state)):
             return True
         end = (index + 1) * self.settings.bucket_seconds
         return any(
@@ -368,7 +370,7 @@ class AlertEngine:
         self, state: BrandState, index: int, verdict: Verdict | None, newest: Window
     ) -> BrandBucket | None:
         bucket = state.buckets.get(index)
-        if bucket is None or bucket.posts == 0:
+        if bucket is None or (bucket.posts == 0 and bucket.unscored == 0):
             return None
         s = self.settings
         start = utc(index * s.bucket_seconds)
@@ -384,6 +386,7 @@ class AlertEngine:
             negatives=bucket.negatives,
             neutrals=bucket.neutrals,
             positives=bucket.positives,
+            unscored=bucket.unscored,
             window=window,
             baseline_share=state.share.mean if warm else None,
             baseline_std=state.share.std if warm else None,
@@ -392,6 +395,12 @@ class AlertEngine:
             state=phase,
             late_events=state.late_events,
         )
+
+
+def _scored_buckets(state: BrandState) -> list[int]:
+    """Indices of the buckets holding scored posts: a bucket of only unscored posts (languages
+    no model reads) is no traffic to the rules, so it never makes a window worth judging."""
+    return [i for i, bucket in state.buckets.items() if bucket.posts]
 
 
 def _open_incidents(state: BrandState) -> list[Incident]:

@@ -50,9 +50,11 @@ class Bucket:
     term_total: int = 0
     term_rounds: int = 0
     term_door: int = 0
+    #: Posts no model read (a language without a model): shown, never in the rules' counts.
+    unscored: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "i": self.index,
             "n": [self.posts, self.negatives, self.neutrals, self.positives],
             "t": self.texts,
@@ -60,6 +62,9 @@ class Bucket:
             "s": self.samples,
             "w": [self.term_total, self.term_rounds, f"{self.term_door:x}", self.terms],
         }
+        if self.unscored:  # absent in states written before language routing
+            data["u"] = self.unscored
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Bucket:
@@ -81,6 +86,7 @@ class Bucket:
             term_total=int(term_total),
             term_rounds=int(term_rounds),
             term_door=int(door, 16),
+            unscored=int(data.get("u", 0)),
         )
 
 

@@ -179,7 +179,7 @@ class AlertSettings(BaseModel):
     #: text was already seen). The main term of a brand's state size: with the defaults a
     #: state holds up to 11 buckets (the window, the allowed lateness and the clock skew
     #: ahead), so 1,100 keep its worst case (~0.99 MB with the topic terms) within
-    #: changelog_max_record_bytes (1,275 fit with topic_max_terms=0).
+    #: changelog_max_record_bytes (1,274 fit with topic_max_terms=0).
     max_tracked_posts_per_bucket: int = Field(1_100, gt=0)
 
     # --- topic terms (alerts/topics.py) -----------------------------------------------------
@@ -227,7 +227,8 @@ class AlertSettings(BaseModel):
     _TOP_BYTES: ClassVar[int] = 545  # keys, numbers and brackets of BrandState.to_dict()
     #: "surge": 2 series of 26 EW stats and "surge_incident" (its key counted in strings).
     _SURGE_BYTES: ClassVar[int] = 4337
-    _BUCKET_BYTES: ClassVar[int] = 193  # {"i": .., "n": [4 ints], "t": {}, "o": [2], "s": []},
+    #: {"i": .., "n": [4 ints], "t": {}, "o": [2], "s": [], "u": <int>}, ("u": unscored posts)
+    _BUCKET_BYTES: ClassVar[int] = 220
     _TEXT_BYTES: ClassVar[int] = 45  # "<16 hex>": ["<16 hex>", 1],
     _OFFSET_BYTES: ClassVar[int] = 37  # "-2147483648": -9223372036854775808,
     _CHAR_BYTES: ClassVar[int] = 12

@@ -26,7 +26,7 @@ STAGE_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
 )  # fmt: skip
 #: The stages of a score batch, in order (the `stage` label of brandmon_batch_stage_seconds).
-SCORE_STAGES = ("wait", "parse", "tokenize", "inference", "serialize", "deliver")
+SCORE_STAGES = ("wait", "parse", "language", "tokenize", "inference", "serialize", "deliver")
 #: Top-class probability: at least 1/3 with three classes (1/2 for a binary model), so nothing
 #: below 0.4; finer steps near 1, where most predictions of a well-trained model fall. 0.6 is
 #: the low-confidence line of the BrandmonLowConfidenceRising rule (deploy/prometheus).
@@ -76,6 +76,13 @@ class Metrics:
             "brandmon_inference_seconds",
             "Seconds spent in the classifier per batch (tokenize + run + softmax).",
             buckets=INFERENCE_BUCKETS,
+            registry=r,
+        )
+        self.language_posts = Counter(
+            "brandmon_language_posts_total",
+            "Posts of each language the score stage found (und: could not tell), by the model "
+            "that scored them (model_id) or 'unscored' when none reads the language.",
+            ["lang", "model"],
             registry=r,
         )
         self.batch_stage_seconds = Histogram(
@@ -200,6 +207,13 @@ class Metrics:
             ["brand"],
             registry=r,
         )
+        self.brand_unscored_window = Gauge(
+            "brandmon_brand_unscored_window",
+            "Posts about the brand in the current evaluation window that no model read "
+            "(languages without a model); counted in no alert rule.",
+            ["brand"],
+            registry=r,
+        )
         # The detector's volume guards and Wilson interval count voices, not posts; the
         # Prometheus spike rules (deploy/prometheus) need the same two counts to agree with it.
         self.brand_voices_window = Gauge(
@@ -295,6 +309,8 @@ class Metrics:
         """
         for post in posts:
             scores = post.scores
+            if post.label is None or scores is None:  # unscored: no prediction to count
+                continue
             confidence = max(scores.negative, scores.neutral, scores.positive)
             version = post.model_version
             brand = self._prediction_brand(post.brand)

@@ -118,6 +118,28 @@ class Settings(BaseSettings):
     #: Split mode: the share of brands (0 to 1) the challenger scores.
     challenger_share: float = Field(0.1, ge=0, le=1)
 
+    # --- languages (docs/languages.md) -----------------------------------------------------
+    #: Find each post's language and route it to a model that reads it. Off: every post goes
+    #: to the model above, as before language routing.
+    lang_routing: bool = True
+    #: Language code -> model folder (made by `brandmon export --languages ...`, whose manifest
+    #: must list that language), as JSON: BRANDMON_LANG_MODELS='{"fr": "/models/fr"}'. The
+    #: model above reads the languages its own manifest lists (the shipped one: English).
+    lang_models: dict[str, Path] = Field(default_factory=dict)
+    #: A post in a language no model reads: "unscored" writes it with label null and
+    #: unscored_reason "no_model_for_language"; "fallback" scores it with the model above.
+    lang_no_model: Literal["unscored", "fallback"] = "unscored"
+    #: A post whose language could not be told (`und`): "fallback" scores it with the model
+    #: above (emoji-only and one-word posts are mostly in the feed's main language);
+    #: "unscored" leaves it unscored ("undetermined_language").
+    lang_undetermined: Literal["unscored", "fallback"] = "fallback"
+    #: Fewer letters than this (links, @mentions and emoji not counted): too short to tell.
+    lang_min_letters: int = Field(4, ge=1)
+    #: Without a producer hint, the detector's least probability to name a language.
+    lang_min_confidence: float = Field(0.7, ge=0, le=1)
+    #: The least probability for which the detector overrules a producer's `lang`.
+    lang_override_confidence: float = Field(0.9, ge=0, le=1)
+
     # --- reliability ---------------------------------------------------------------------
     #: /ready turns 503 (and brandmon_agent_stalled turns 1) when an agent has acked nothing
     #: for this long while its partitions have records waiting.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -132,6 +133,13 @@ def export_command(
             "(docs/benchmarks.md).",
         ),
     ] = False,
+    languages: Annotated[
+        str,
+        typer.Option(
+            help="Languages the model reads, comma-separated ISO 639-1 codes (e.g. 'fr' or "
+            "'en,de'); the score worker routes only posts in these languages to it.",
+        ),
+    ] = "en",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Export a checkpoint to a validated brandmon ONNX model folder (fp32, int8, optional fp16)."""
@@ -152,6 +160,13 @@ def export_command(
         raise typer.BadParameter("--ship keeps only the int8 model; drop --quantize none")
     _require_file(sample, "--sample")
     _require_file(labelled, "--labelled")
+    codes = tuple(dict.fromkeys(code.strip().lower() for code in languages.split(",")))
+    if not codes or not all(re.fullmatch("[a-z]{2,3}", code) for code in codes):
+        raise typer.BadParameter(
+            f"{languages!r} is not a list of language codes: write ISO 639-1 codes separated "
+            "by commas, e.g. --languages en or --languages fr,de",
+            param_hint="--languages",
+        )
     options = ExportOptions(
         name=name,
         version=version,
@@ -169,6 +184,7 @@ def export_command(
         labelled_size=labelled_size,
         ship=ship,
         fuse=fuse,
+        languages=codes,
     )
     try:
         manifest = export_model(checkpoint, out, options)

@@ -28,6 +28,8 @@ class LabelledSet:
     path: Path
     texts: list[str]
     labels: list[str]
+    #: Each row's language when the file has a `lang` column (rows without one are "und").
+    langs: list[str] | None = None
 
     @property
     def label_set(self) -> set[str]:
@@ -87,15 +89,20 @@ def read_labelled(path: Path, limit: int | None = None) -> LabelledSet:
     """Read labelled JSONL; labels are lower-cased."""
     texts: list[str] = []
     labels: list[str] = []
+    langs: list[str] = []
     for lineno, line in _lines(path):
         row = _json_object(path, lineno, line, ("text", "label"))
-        text, label = row["text"], row["label"]
+        text, label, lang = row["text"], row["label"], row.get("lang")
         if not isinstance(text, str) or not isinstance(label, str):
             raise DataFileError(f"{path}:{lineno}: 'text' and 'label' must be strings")
+        if lang is not None and not isinstance(lang, str):
+            raise DataFileError(f"{path}:{lineno}: 'lang' must be a language code like 'en'")
         texts.append(text)
         labels.append(label.strip().lower())
+        langs.append(lang.strip().lower() if lang and lang.strip() else "und")
         if limit is not None and len(texts) >= limit:
             break
     if not texts:
         raise DataFileError(f"{path} has no rows")
-    return LabelledSet(path, texts, labels)
+    has_langs = any(lang != "und" for lang in langs)
+    return LabelledSet(path, texts, labels, langs if has_langs else None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ class EvalReport:
     metrics: ClassificationReport
     seconds: float
     skipped_neutral: int = 0
+    #: The same figures for each language of the file's `lang` column (empty without one).
+    per_language: dict[str, ClassificationReport] = field(default_factory=dict)
 
     @property
     def texts_per_second(self) -> float:
@@ -48,6 +50,7 @@ class EvalReport:
             "skipped_neutral_rows": self.skipped_neutral,
             "seconds": round(self.seconds, 3),
             "texts_per_second": round(self.texts_per_second, 1),
+            "per_language": {lang: m.as_dict() for lang, m in self.per_language.items()},
         }
 
 
@@ -98,7 +101,31 @@ def evaluate_model(
     probs = classifier.predict_proba(data.texts)
     seconds = time.perf_counter() - started
     metrics, skipped = score_dataset(data, probs, classes)
-    return EvalReport(classifier.model_id, variant_file, data_file.name, metrics, seconds, skipped)
+    return EvalReport(
+        classifier.model_id,
+        variant_file,
+        data_file.name,
+        metrics,
+        seconds,
+        skipped,
+        per_language(data, probs, classes),
+    )
+
+
+def per_language(
+    data: LabelledSet, probs: np.ndarray, classes: Sequence[str]
+) -> dict[str, ClassificationReport]:
+    """`score_dataset`'s figures for each language of the data (none without a lang column);
+    a language with no row of `classes` (only neutral rows, binary comparison) is left out."""
+    if data.langs is None:
+        return {}
+    reports: dict[str, ClassificationReport] = {}
+    for lang in sorted(set(data.langs)):
+        rows = [i for i, row_lang in enumerate(data.langs) if row_lang == lang]
+        part = LabelledSet(data.path, [data.texts[i] for i in rows], [data.labels[i] for i in rows])
+        if any(label in classes for label in part.labels):
+            reports[lang] = score_dataset(part, probs[rows], classes)[0]
+    return reports
 
 
 def render(report: EvalReport) -> None:
@@ -127,6 +154,17 @@ def render(report: EvalReport) -> None:
     for name, row in zip(m.classes, m.confusion, strict=True):
         confusion.add_row(name, *(str(v) for v in row))
     console.print(confusion)
+    if report.per_language:
+        languages = Table("language", "texts", "accuracy", "macro-F1", "macro-recall")
+        for lang, lm in report.per_language.items():
+            languages.add_row(
+                lang,
+                str(lm.count),
+                f"{lm.accuracy:.4f}",
+                f"{lm.macro_f1:.4f}",
+                f"{lm.macro_recall:.4f}",
+            )
+        console.print(languages)
 
 
 def save_confusion_png(report: EvalReport, path: Path) -> None:

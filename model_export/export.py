@@ -138,6 +138,8 @@ class ExportOptions:
     #: ONNX Runtime's transformer fusions before quantization; off because they made the int8
     #: default model slower here (docs/benchmarks.md, "Graph fusion").
     fuse: bool = False
+    #: Languages the model reads, written to the manifest (the score stage routes by them).
+    languages: tuple[str, ...] = ("en",)
 
 
 @dataclass
@@ -538,6 +540,7 @@ def write_manifest(ctx: ExportContext, name: str) -> ModelManifest:
         validation=ctx.validation,
         graph=ctx.graph,
         tools=tool_versions(),
+        languages=list(ctx.options.languages),
     )
     (ctx.work / MANIFEST_NAME).write_text(
         manifest.model_dump_json(indent=2) + "\n", encoding="utf-8"

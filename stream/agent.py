@@ -47,6 +47,7 @@ from brandmon.delivery import Deliverer, Output
 from brandmon.metrics import Metrics
 from brandmon.settings import Settings
 from brandmon.stream.challenger import CHALLENGER, count_comparisons, role_of
+from brandmon.stream.routing import LanguageRouter
 from brandmon.stream.scoring import BatchResult, BatchScorer
 
 log = logging.getLogger(__name__)
@@ -159,10 +160,11 @@ class ScoreAgent:
         metrics: Metrics,
         classifier: Classifier,
         deliverer: Deliverer | None = None,
+        router: LanguageRouter | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.scorer = BatchScorer(classifier, metrics)
+        self.scorer = BatchScorer(classifier, metrics, router=router)
         self.outputs = ScoreOutputs(settings)
         self.posts = app.topic(settings.topic_posts, partitions=settings.topic_partitions)
         topics = {
@@ -219,7 +221,7 @@ class ScoreAgent:
         """Counters for a delivered batch (after its records are acknowledged)."""
         now = time.time()
         for record, post in result.scored:
-            self.metrics.posts_scored.labels(label=post.label).inc()
+            self.metrics.posts_scored.labels(label=post.label or "unscored").inc()
             if record.timestamp:
                 self.metrics.latency_seconds.observe(max(0.0, now - record.timestamp))
         for _, letter in result.dead:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from brandmon.contracts.classifier import (
     Classifier,
@@ -34,6 +34,9 @@ from brandmon.contracts.records import (
 )
 from brandmon.metrics import Metrics
 from brandmon.stream.challenger import Challenger, ShadowPair, scored_by_challenger
+
+if TYPE_CHECKING:
+    from brandmon.stream.routing import LanguageRouter
 
 __all__ = [
     "PARSE_REASONS",
@@ -84,6 +87,9 @@ class BatchScorer:
 
     `challenger` (stream/challenger.py) is read once per batch too; None (the default) costs
     nothing. Its failures never cost the champion's records: see that module's policy.
+
+    With a `router` (stream/routing.py) the batch is split by language: `classifier` scores
+    the languages its manifest lists, the router's registry the others.
     """
 
     def __init__(
@@ -91,11 +97,13 @@ class BatchScorer:
         classifier: Classifier,
         metrics: Metrics,
         clock: Callable[[], datetime] = _utcnow,
+        router: LanguageRouter | None = None,
     ) -> None:
         self.classifier = classifier
         self.challenger: Challenger | None = None
         self.metrics = metrics
         self.clock = clock
+        self.router = router
 
     def score(self, records: Sequence[RawRecord]) -> BatchResult:
         result = BatchResult()
@@ -113,19 +121,30 @@ class BatchScorer:
         clf, challenger = self.classifier, self.challenger  # the models of this batch
         if not valid:
             return result
-        if challenger is None:
-            self._score_valid(clf, valid, result)
-        elif challenger.mode == "shadow":
+        if challenger is not None:
             result.challenger_model = challenger.model
-            self._score_valid(clf, valid, result)
-            self._shadow(challenger, result)
+
+        def score_part(
+            model: Classifier, part: list[tuple[RawRecord, Post]], into: BatchResult
+        ) -> None:
+            # the challenger stands in for the main model only (split mode), never for a
+            # language's own model
+            if challenger is not None and challenger.mode == "split" and model is clf:
+                self._split(clf, challenger, part, into)
+            else:
+                self._score_valid(model, part, into)
+
+        if self.router is not None:
+            self.router.score(valid, clf, score_part, result, now)
         else:
-            result.challenger_model = challenger.model
-            self._split(clf, challenger, valid, result)
+            score_part(clf, valid, result)
+        if challenger is not None and challenger.mode == "shadow":
+            self._shadow(challenger, result, clf)
         return result
 
-    def _shadow(self, challenger: Challenger, result: BatchResult) -> None:
-        """The challenger's record of every post the champion scored (none if it fails)."""
+    def _shadow(self, challenger: Challenger, result: BatchResult, main: Classifier) -> None:
+        """The challenger's record of every post the main model scored (none if it fails);
+        posts a language's own model scored, or no model read, have no shadow."""
         clf = challenger.classifier
 
         def shadow_of(champion: ScoredPost, p: Prediction, scored_at: datetime) -> ScoredPost:
@@ -139,7 +158,12 @@ class BatchScorer:
                 }
             )
 
-        champions = result.scored
+        champions = [
+            (record, post)
+            for record, post in result.scored
+            if post.label is not None
+            and (post.model_id, post.model_version) == (main.model_id, main.model_version)
+        ]
         scored = self._challenger_scored(challenger, [post for _, post in champions], shadow_of)
         if scored is not None:
             result.shadow = [

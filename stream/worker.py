@@ -37,6 +37,7 @@ from brandmon.stream.agent import ScoreAgent
 from brandmon.stream.classifier import classifier_for, loader_for
 from brandmon.stream.control import ControlFollower, ensure_control_topic, install_sighup
 from brandmon.stream.rollout import ModelRollout, load_challenger
+from brandmon.stream.routing import router_for
 from brandmon.web import Health, add_health
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,9 @@ def build_worker(settings: Settings, classifier: Classifier | None = None) -> Wo
     check_broker(settings)
     ensure_topics(settings, _topics(settings))
     ensure_control_topic(settings)
+    router = router_for(settings, metrics, loader_for(settings))
     app = create_app(settings)
-    score = ScoreAgent(app, settings, metrics, classifier)
+    score = ScoreAgent(app, settings, metrics, classifier, router=router)
     rollout = ModelRollout(score.scorer, metrics, folder, loader_for(settings))
     rollout.set_challenger(challenger)
     worker = Worker(settings, metrics, classifier, app, score, rollout)

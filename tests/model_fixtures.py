@@ -47,3 +47,15 @@ def tiny_model_b_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # fp32 only: with such weights int8 flips too many labels for the export's own check
     export_model(str(ckpt), out, ExportOptions(version="0.2.0", max_length=64, quantize="none"))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_fr_dir(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint_dir: Path) -> Path:
+    """The tiny checkpoint exported again as a French model (tiny-sentiment-fr@0.3.0, manifest
+    `languages: ["fr"]`): a second model for language routing."""
+    from brandmon.model_export.export import ExportOptions, export_model
+
+    out = tmp_path_factory.mktemp("tiny-model-fr") / "tiny-sentiment-fr"
+    options = ExportOptions(version="0.3.0", max_length=64, quantize="none", languages=("fr",))
+    export_model(str(tiny_checkpoint_dir), out, options)
+    return out

@@ -42,6 +42,9 @@ class WindowCounts(BaseModel):
     share: float | None = Field(description="negative_voices / voices; null with no voices.")
     distinct_authors: int = Field(description="Distinct authors among posts that name one.")
     duplicate_texts: int = Field(description="Posts dropped as exact duplicates of a text.")
+    unscored: int = Field(
+        0, description="Posts no model read (languages without a model); in no other count."
+    )
 
 
 class Alert(BaseModel):
@@ -119,6 +122,8 @@ class BrandBucket(BaseModel):
     negatives: int
     neutrals: int
     positives: int
+    #: Posts of the bucket no model read (languages without a model); not in `posts`.
+    unscored: int = 0
     window: WindowCounts
     baseline_share: float | None
     baseline_std: float | None

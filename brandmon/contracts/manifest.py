@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,7 @@ CanonicalLabel = Literal["negative", "neutral", "positive"]
 VariantName = Literal["fp32", "int8", "fp16"]
 
 MANIFEST_NAME = "manifest.json"
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
 TOKENIZER_NAME = "tokenizer.json"
 
 
@@ -70,6 +72,9 @@ class ModelManifest(BaseModel):
     validation: dict[str, object] = Field(default_factory=dict)
     graph: GraphInfo = Field(default_factory=GraphInfo)
     tools: dict[str, str] = Field(default_factory=dict)
+    #: Languages the model reads (ISO 639-1 codes); the score stage routes only these to it
+    #: (docs/languages.md). Manifests written before this field existed are English models.
+    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
 
     @model_validator(mode="after")
     def _labels_all_mapped(self) -> ModelManifest:
@@ -78,6 +83,9 @@ class ModelManifest(BaseModel):
             raise ValueError(f"labels without a canonical mapping: {unmapped}")
         if not self.variants:
             raise ValueError("no model variants listed")
+        bad = [code for code in self.languages if not _LANGUAGE_CODE.fullmatch(code)]
+        if bad:
+            raise ValueError(f"languages must be lower-case ISO 639 codes like 'en': {bad}")
         return self
 
     @property

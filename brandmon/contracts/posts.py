@@ -27,6 +27,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -188,14 +189,41 @@ class Scores(BaseModel):
     positive: float
 
 
-class ScoredPost(Post):
-    """One record on `posts.scored` per valid input post: the post plus its sentiment."""
+#: `unscored_reason` of a post in a language no configured model reads (docs/languages.md).
+NO_MODEL_FOR_LANGUAGE = "no_model_for_language"
 
-    label: Label
-    scores: Scores
+
+class ScoredPost(Post):
+    """One record on `posts.scored` per valid input post: the post plus its sentiment.
+
+    `lang` is the language the score stage found (`und` when it could not tell; the producer's
+    own value is kept in `lang_hint`), `lang_confidence` the detector's probability for it.
+    A post that no model reads is still written, unscored: `label` and `scores` are null,
+    `unscored_reason` says why, and `model_id`/`model_version` are empty. Records written
+    before language routing have no `lang_confidence` and their `lang` is the producer's.
+    """
+
+    label: Label | None = None
+    scores: Scores | None = None
     model_id: Utf8Str
     model_version: Utf8Str
     scored_at: RecordTime
+    lang_confidence: float | None = Field(None, ge=0, le=1)
+    lang_hint: Utf8Str | None = Field(None, max_length=16)
+    unscored_reason: Utf8Str | None = Field(None, max_length=64)
+
+    @model_validator(mode="after")
+    def _scored_or_says_why(self) -> ScoredPost:
+        if (self.label is None) != (self.scores is None):
+            raise ValueError("label and scores are both set or both null")
+        if (self.label is None) != (self.unscored_reason is not None):
+            raise ValueError("a record without a label needs an unscored_reason, and only it")
+        return self
+
+    @property
+    def scored(self) -> bool:
+        """Whether a model read this post (False: counted apart, never in sentiment)."""
+        return self.label is not None
 
 
 def implausible_time(record: Post) -> str | None:

@@ -15,11 +15,16 @@ Phases (each result is a key of the printed JSON):
 5. `ceiling`: the classifier's compute ceiling here (brandmon.tools.ceiling): int8 and fp32
    matmul throughput turned into texts/s at the texts' mean token count; `ratios` gives the
    classifier's and the pipeline's fraction of it.
+6. `language`: the score stage's language identification alone (stream/language.py) on the
+   same texts in batches of max_batch, and the languages it found; `ratios` gives
+   `classifier_with_language_vs_classifier`, the classifier's throughput with identification
+   in front of it as a fraction of its throughput alone (docs/languages.md).
 
 The end-to-end phases also report, per batch, the mean seconds of each stage the worker
-timed (`stage_seconds_per_batch`: wait, parse, tokenize, inference, serialize, deliver).
+timed (`stage_seconds_per_batch`: wait, parse, language, tokenize, inference, serialize,
+deliver).
 
-`--classifier-only` runs phases 1 and 2 and needs no broker. This is a benchmark, not a test:
+`--classifier-only` runs phases 1, 2, 5 and 6 and needs no broker. This is a benchmark, not a test:
 other processes on the machine change the figures.
 """
 
@@ -109,6 +114,39 @@ def bench_classifier(settings: Settings, texts: list[str], repeats: int = 1) -> 
         "file": clf.model_file.name,
         "provider": clf.provider,
         "mean_tokens": round(statistics.mean(lengths), 1),
+    }
+
+
+def bench_language(settings: Settings, texts: list[str], repeats: int = 1) -> dict[str, Any]:
+    """Posts per second of the score stage's language identification (stream/language.py),
+    fed batches of max_batch as the stage feeds it, and the languages it found."""
+    from collections import Counter
+
+    from brandmon.stream.language import FastTextRanker, LanguagePolicy, identify
+
+    if not settings.lang_routing:
+        return {"skipped": "BRANDMON_LANG_ROUTING is off"}
+    ranker = FastTextRanker()
+    policy = LanguagePolicy(
+        settings.lang_min_letters, settings.lang_min_confidence, settings.lang_override_confidence
+    )
+    hints: list[str | None] = [None] * settings.max_batch
+    passes: list[float] = []
+    found: Counter[str] = Counter()
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for i in range(0, len(texts), settings.max_batch):
+            batch = texts[i : i + settings.max_batch]
+            guesses = identify(batch, hints[: len(batch)], ranker, policy)
+            if not passes:
+                found.update(guess.lang for guess in guesses)
+        passes.append(time.perf_counter() - started)
+    best = min(passes)
+    return {
+        "texts": len(texts),
+        "seconds": round(best, 3),
+        "texts_per_second": round(len(texts) / best, 1) if best > 0 else None,
+        "languages": dict(found.most_common(10)),
     }
 
 
@@ -425,6 +463,7 @@ def run_bench(
         },
     }
     result["classifier"] = bench_classifier(settings, texts, repeats)
+    result["language"] = bench_language(settings, texts, repeats)
     result["ceiling"] = bench_ceiling(settings, result["classifier"]["mean_tokens"])
     if reference is not None:
         result["reference"] = bench_reference(reference, texts[:reference_texts])
@@ -445,6 +484,10 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
     if int8:
         out["classifier_vs_int8_ceiling"] = round(classifier / int8, 3)
         out["meets_classifier_vs_int8_ceiling"] = classifier / int8 >= TARGET_VS_INT8_CEILING
+    language = result.get("language", {}).get("texts_per_second")
+    if language:
+        # the classifier's throughput once each post is also identified first (same thread)
+        out["classifier_with_language_vs_classifier"] = round(1 / (1 + classifier / language), 3)
     if ceiling.get("fp32_texts_per_second"):
         out["classifier_vs_fp32_ceiling"] = round(classifier / ceiling["fp32_texts_per_second"], 3)
     if "end_to_end" not in result:

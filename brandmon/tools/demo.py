@@ -95,6 +95,9 @@ def _show(settings: Settings, seconds: float, every: int) -> dict[str, int]:
             continue
         seen["scored"] += 1
         if seen["scored"] % every == 0:
+            if value["label"] is None:
+                print(f"unscored {value['brand']:8} {value['lang']:8} {value['text'][:70]}")
+                continue
             score = value["scores"][value["label"]]
             print(f"scored {value['brand']:8} {value['label']:8} {score:.2f}  {value['text'][:70]}")
     return seen

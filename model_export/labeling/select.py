@@ -52,7 +52,9 @@ class Candidate:
 
     @property
     def confidence(self) -> float:
-        """The model's probability of the label it gave."""
+        """The model's probability of the label it gave (0 for an unscored post)."""
+        if self.post.label is None:
+            return 0.0
         return float(getattr(self.post.scores, self.post.label))
 
 
@@ -131,7 +133,8 @@ def select_for_labeling(
     candidates: list[Candidate] = []
     for post in posts:
         read += 1
-        if normalise(post.text):
+        # an unscored post (a language no model reads) has no model answer to check
+        if post.scores is not None and normalise(post.text):
             candidates.append(Candidate(post, uncertainty(post.scores, measure)))
     kept, duplicates = deduplicate(candidates, threshold)
     picked, strata = round_robin(kept, limit, bucket_hours)

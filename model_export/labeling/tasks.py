@@ -57,6 +57,8 @@ def model_name(post: ScoredPost) -> str:
 def to_task(candidate: Candidate) -> dict[str, Any]:
     """The Label Studio task of a picked post, pre-annotated with the model's label."""
     post = candidate.post
+    if post.label is None:
+        raise ValueError(f"post {post.id} is unscored ({post.unscored_reason}): nothing to check")
     return {
         "data": {
             "text": post.text,

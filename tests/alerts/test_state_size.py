@@ -137,7 +137,7 @@ def _worst_state(s: AlertSettings) -> BrandState:
     for x in state.buckets.values():
         x.posts = x.negatives = x.neutrals = x.positives = big
         x.overflow_posts = x.overflow_negatives = big
-        x.index = x.term_total = x.term_rounds = big
+        x.index = x.term_total = x.term_rounds = x.unscored = big
         x.term_door = 2**1024 - 1 if s.topic_max_terms else 0
         if s.topic_max_terms:  # else the engine never counts a term
             x.terms = {_widest_term(i): [big, 2**64 - 1] for i in range(s.topic_terms_per_bucket)}
@@ -155,7 +155,7 @@ def _worst_state(s: AlertSettings) -> BrandState:
         AlertSettings(
             max_tracked_posts_per_bucket=40, allowed_lateness_seconds=0, max_clock_skew_seconds=0
         ),
-        AlertSettings(topic_max_terms=0, max_tracked_posts_per_bucket=1_275),
+        AlertSettings(topic_max_terms=0, max_tracked_posts_per_bucket=1_274),
     ],
     ids=["defaults", "short-buckets", "no-lateness", "no-topic-terms"],
 )
@@ -173,7 +173,7 @@ def test_worst_case_state_is_within_the_estimate(s: AlertSettings) -> None:
 
 
 def test_settings_refuse_a_state_that_cannot_fit() -> None:
-    with pytest.raises(ValueError, match="max_tracked_posts_per_bucket to at most 1,102"):
+    with pytest.raises(ValueError, match="max_tracked_posts_per_bucket to at most 1,101"):
         AlertSettings(max_tracked_posts_per_bucket=2_500)
     with pytest.raises(ValueError, match="changelog_max_record_bytes"):
         AlertSettings(changelog_max_record_bytes=500_000)

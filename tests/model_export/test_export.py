@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from brandmon.contracts.manifest import load_manifest, verify_files
+from brandmon.contracts.manifest import ModelManifest, load_manifest, verify_files
 from brandmon.model_export import checkpoint as checkpoint_module
 from brandmon.model_export.cli import register
 from brandmon.model_export.errors import (
@@ -285,6 +285,24 @@ def test_cli_bad_label_map_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(_app(), ["export", str(tmp_path), "--label-map", "LABEL_0=happy"])
     assert result.exit_code == 2
     assert "negative, neutral, positive" in result.output
+
+
+def test_cli_bad_languages_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(_app(), ["export", str(tmp_path), "--languages", "french"])
+    assert result.exit_code == 2
+    assert "--languages fr,de" in result.output
+
+
+def test_the_exported_manifest_lists_the_languages(
+    tiny_model_dir: Path, tiny_model_fr_dir: Path
+) -> None:
+    assert load_manifest(tiny_model_dir).languages == ["en"]
+    assert load_manifest(tiny_model_fr_dir).languages == ["fr"]
+    raw = json.loads((tiny_model_dir / "manifest.json").read_text())
+    del raw["languages"]  # a manifest written before the field: an English model
+    assert ModelManifest.model_validate(raw).languages == ["en"]
+    with pytest.raises(ValueError, match="ISO 639"):
+        ModelManifest.model_validate({**raw, "languages": ["French"]})
 
 
 def test_cpu_probe_picks_vnni_only_when_the_flag_is_there() -> None:

@@ -100,3 +100,26 @@ def test_class_without_predictions_scores_zero_precision_not_a_crash() -> None:
     assert m.per_class["positive"].precision == 0.0
     assert m.per_class["positive"].f1 == 0.0
     assert m.accuracy == 0.5
+
+
+def test_a_lang_column_gives_figures_per_language(tmp_path: Path) -> None:
+    from brandmon.model_export.evaluate import per_language
+
+    langs = ["en", "fr", "en", "fr", "en", "fr", "en", "en", "fr", "en"]
+    rows = [
+        {"text": f"post {i}", "label": label, "lang": lang}
+        for i, (label, lang) in enumerate(zip(TRUE, langs, strict=True))
+    ]
+    path = tmp_path / "langs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    data = read_labelled(path)
+    classes = choose_classes(data, ["negative", "neutral", "positive"])
+    reports = per_language(data, _probs(PRED), classes)
+    assert list(reports) == ["en", "fr"]
+    # en rows 0,2,4,6,7,9: right on 0, 4, 7 -> 3/6; fr rows 1,3,5,8: right on 1, 5, 8 -> 3/4
+    assert (reports["en"].count, reports["en"].accuracy) == (6, pytest.approx(0.5))
+    assert (reports["fr"].count, reports["fr"].accuracy) == (4, pytest.approx(0.75))
+    assert (
+        per_language(read_labelled(_write(tmp_path / "plain.jsonl", TRUE)), _probs(PRED), classes)
+        == {}
+    )
