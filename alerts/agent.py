@@ -39,7 +39,7 @@ from faust.types import EventT
 
 from brandmon.alerts.engine import ApplyResult
 from brandmon.alerts.overrides import BrandEngines
-from brandmon.alerts.state import BrandState
+from brandmon.alerts.state import BrandState, StateVersionError
 from brandmon.batches import BatchLoop, Prepared, Progress, faust_send, topic_exists
 from brandmon.contracts.records import RawRecord, RecordRejected, dead_letter, parse_scored
 from brandmon.delivery import Deliverer, Output
@@ -261,7 +261,22 @@ class AlertAgent:
         if cached is not None and cached[0] is stored:
             self._cache.move_to_end(key)
             return cached[1]
-        return BrandState.from_dict(stored)
+        try:
+            return BrandState.from_dict(stored)
+        except StateVersionError:
+            raise  # another brandmon version's state: stop rather than overwrite it
+        except Exception as exc:  # a damaged state must not stop every brand, forever
+            # Policy: start the brand afresh. Crashing instead would restart into the same
+            # record (the changelog keeps it), so no brand would be watched at all.
+            log.error(
+                "the stored alert state of brand key %r cannot be read (%r); starting it "
+                "afresh: its baseline is learned again and an open incident is forgotten",
+                key[:256],
+                exc,
+            )
+            self.metrics.alert_state_resets.inc()
+            self._cache.pop(key, None)
+            return None
 
     def _reject(self, outcome: BatchOutcome, raw: RawRecord, reason: str, detail: str) -> None:
         outcome.rejected += 1

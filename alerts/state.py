@@ -21,6 +21,11 @@ from brandmon.alerts.topics import TopicBaseline
 
 STATE_VERSION = 1
 
+
+class StateVersionError(ValueError):
+    """A stored state written by another brandmon version: this worker must not touch it."""
+
+
 #: Hex characters of the text and author hashes kept per distinct text (alerts.buckets).
 HASH_CHARS = 16
 
@@ -177,7 +182,7 @@ class BrandState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BrandState:
         if data.get("v") != STATE_VERSION:
-            raise ValueError(
+            raise StateVersionError(
                 f"alert state version {data.get('v')!r} is not {STATE_VERSION}: "
                 "this worker cannot read it; run the matching brandmon version"
             )

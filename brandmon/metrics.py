@@ -271,6 +271,12 @@ class Metrics:
             "to the scored dead-letter topic).",
             registry=r,
         )
+        self.alert_state_resets = Counter(
+            "brandmon_alert_state_resets_total",
+            "Brands whose stored alert state could not be read and were started afresh (their "
+            "baseline is learned again; an open incident is forgotten).",
+            registry=r,
+        )
         # --- notifier dispatcher (alerts topic -> channels; dropped_total counts its dead
         # letters per channel too, so the existing NotifierDropped rule keeps working) ---
         self.notifier_delivered = Counter(

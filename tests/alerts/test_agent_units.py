@@ -135,3 +135,34 @@ def test_the_agent_judges_each_brand_with_its_overrides(tmp_path: Any) -> None:
     overrides.write_text("[acme]\nmin_posts = 0\n")
     with pytest.raises(OverridesError, match="brand 'acme': field 'min_posts'"):
         agent(alerts={"overrides_file": overrides})
+
+
+def test_a_damaged_stored_state_starts_the_brand_afresh_instead_of_stopping_the_worker() -> None:
+    """A state the worker cannot read (say a field cut short) must not crash the worker: it
+    would restart into the same changelog record and no brand would be watched. The brand
+    starts afresh, counted; other brands and the damaged brand's new posts are applied."""
+    a, metrics = agent()
+    posts = traffic(range(0, 3), 20, 0.1) + traffic(range(0, 3), 20, 0.1, brand="globex")
+    commit(a, a.apply_all(events(posts)))  # type: ignore[arg-type]
+    damaged = dict(a.table[b"acme"])
+    del damaged["share"]
+    a.table[b"acme"] = damaged
+    more = traffic(range(3, 5), 20, 0.1) + traffic(range(3, 5), 20, 0.1, brand="globex")
+    outcome = a.apply_all(events(more, start=1000))  # type: ignore[arg-type]
+    assert metrics.registry.get_sample_value("brandmon_alert_state_resets_total") == 1
+    assert {key for key in outcome.states} == {b"acme", b"globex"}
+    fresh = outcome.states[b"acme"][1]
+    assert fresh.brand == "acme" and fresh.share.weight == 0  # its baseline starts again
+    commit(a, outcome)
+    assert "share" in a.table[b"acme"]  # the damaged record is replaced, once
+
+
+def test_a_state_of_another_brandmon_version_stops_the_worker() -> None:
+    """A state written by a newer brandmon is not overwritten: the worker stops, saying so."""
+    from brandmon.alerts.state import StateVersionError
+
+    a, _ = agent()
+    commit(a, a.apply_all(events(traffic(range(0, 2), 20, 0.1))))  # type: ignore[arg-type]
+    a.table[b"acme"] = {**a.table[b"acme"], "v": 99}
+    with pytest.raises(StateVersionError, match="run the matching brandmon version"):
+        a.apply_all(events(traffic(range(2, 3), 20, 0.1), start=500))  # type: ignore[arg-type]
