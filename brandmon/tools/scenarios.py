@@ -412,6 +412,27 @@ COUNT_SCENARIOS: dict[str, Callable[[random.Random, float], dict[str, list[int]]
 ALL_SCENARIOS = [*SCENARIOS, *COUNT_SCENARIOS]
 
 
+# --- a week of scored posts (both rules; run only when named: about a minute per seed) ------
+
+
+def rhythm_week_posts(stream: Stream, scale: float) -> None:
+    """A week of scored posts of two brands with only their daily and weekly rhythm (acme 40
+    posts a minute on average, 8 at 4 am and 72 in the evening; globex 15, at a higher and
+    wobblier share): quiet nights make the share noisy, and neither rule may page on that."""
+    for profile in (Profile("acme", 40 * scale, 0.15), Profile("globex", 15 * scale, 0.22)):
+        background(stream, profile, range(WEEK_MINUTES), rate_at=_rhythmic(profile.rate))
+
+
+def _rhythmic(rate: float) -> RateFn:
+    """Posts a minute at `rate` on average, following the week's rhythm."""
+    return lambda minute: rate * rhythm(minute)
+
+
+WEEK_SCENARIOS: dict[str, Callable[[Stream, float], None]] = {
+    "rhythm_week_posts": rhythm_week_posts,
+}
+
+
 # --- running and scoring --------------------------------------------------------------------
 
 
@@ -488,7 +509,7 @@ def score_counts(
 def build(name: str, seed: int, scale: float = 1.0) -> Stream:
     """The posts of scenario `name`, generated from `seed` (same seed, same posts)."""
     stream = Stream(rng=random.Random(f"{name}/{seed}"), words=random.Random(f"{name}/{seed}/w"))
-    SCENARIOS[name](stream, scale)
+    (SCENARIOS.get(name) or WEEK_SCENARIOS[name])(stream, scale)
     return stream
 
 

@@ -93,3 +93,13 @@ def test_surge_scenarios_first_seed() -> None:
     report = run_scenarios(seed=1, names=["mention_surge", "negative_surge", "viral_positive"])
     assert report["all_pass"], report
     assert [r["severity"] for r in report["scenarios"]] == [["warning"], ["critical"], ["info"]]
+
+
+@pytest.mark.slow
+def test_a_week_of_scored_posts_with_only_its_daily_rhythm_pages_nobody() -> None:
+    """Both rules on a week of posts (about a minute): quiet nights make the share noisy and
+    the volume swing ninefold a day, and neither may page (target: <= 0.1 per brand-week)."""
+    report = run_scenarios(seed=1, names=["rhythm_week_posts"])
+    (week,) = report["scenarios"]
+    assert week["kind"] == "decoy" and week["brand_weeks"] > 1.9, week
+    assert week["alerts_fired"]["incidents"] == 0, week
