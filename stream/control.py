@@ -103,15 +103,7 @@ def send_promotion(settings: Settings, folder: Path, requested_by: str) -> Contr
         requested_at=datetime.now(UTC),
         request_id=uuid.uuid4().hex,
     )
-    ensure_control_topic(settings)
-    producer = JsonProducer(settings)
-    producer.send(
-        settings.topic_control,
-        message.model_dump_json().encode(),
-        key=settings.app_id.encode(),
-        partition=CONTROL_PARTITION,
-    )
-    producer.flush(30)
+    _write_request(settings, message, settings.app_id.encode())
     return message
 
 
@@ -132,16 +124,21 @@ def send_challenger(
         requested_at=datetime.now(UTC),
         request_id=uuid.uuid4().hex,
     )
+    _write_request(settings, message, challenger_key(settings))
+    return message
+
+
+def _write_request(settings: Settings, message: BaseModel, key: bytes) -> None:
+    """Write one request to the control topic's single partition and wait for the broker."""
     ensure_control_topic(settings)
     producer = JsonProducer(settings)
     producer.send(
         settings.topic_control,
         message.model_dump_json().encode(),
-        key=challenger_key(settings),
+        key=key,
         partition=CONTROL_PARTITION,
     )
     producer.flush(30)
-    return message
 
 
 Promote = Callable[[Path, str, str], Awaitable[object]]
