@@ -15,6 +15,7 @@ what reads the default languages at a batch boundary, as before.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from brandmon.stream.language import (
 if TYPE_CHECKING:
     from brandmon.settings import Settings
     from brandmon.stream.scoring import BatchResult
+
+log = logging.getLogger(__name__)
 
 #: `unscored_reason` of an `und` post when BRANDMON_LANG_UNDETERMINED=unscored.
 UNDETERMINED_LANGUAGE = "undetermined_language"
@@ -110,9 +113,15 @@ class LanguageRouter:
         letters (posts a model raised on) after the batch's parse errors."""
         started = time.perf_counter()
         posts = [post for _, post in valid]
-        guesses = identify(
-            [p.text for p in posts], [p.lang for p in posts], self.ranker, self.policy
-        )
+        try:
+            guesses = identify(
+                [p.text for p in posts], [p.lang for p in posts], self.ranker, self.policy
+            )
+        except Exception as exc:  # the detector must not stop scoring: every post is `und`
+            # Policy: a batch the detector fails on is routed as undetermined (by default the
+            # main model), logged; raising would crash the worker into the same batch forever.
+            log.error("language identification failed on a batch of %d: %r", len(posts), exc)
+            guesses = [LanguageGuess(UND, 0.0) for _ in posts]
         self.metrics.batch_stage_seconds.labels(stage="language").observe(
             time.perf_counter() - started
         )

@@ -147,3 +147,23 @@ def test_a_registry_model_must_read_its_language(tiny_model_dir: Path) -> None:
         load_registry({"fr": tiny_model_dir}, lambda path: FakeClassifier())
     loaded = load_registry({"en": tiny_model_dir}, lambda path: FakeClassifier())
     assert list(loaded) == ["en"]
+
+
+class BrokenRanker:
+    def rank(self, texts: Sequence[str], k: int = 1) -> list[list[tuple[str, float]]]:
+        raise RuntimeError("detector crashed")
+
+
+def test_a_failing_detector_routes_the_batch_as_undetermined_and_loses_nothing() -> None:
+    """A detector error must not crash the worker (it would restart into the same batch):
+    the batch is `und`, so by default the main model scores every post."""
+    english = NamedFake("en-model", ["en"])
+    metrics = Metrics(CollectorRegistry())
+    router = LanguageRouter(BrokenRanker(), LanguagePolicy(), metrics, {})  # type: ignore[arg-type]
+    s = BatchScorer(english, metrics, clock=lambda: NOW, router=router)
+    result = s.score([post(0, "en I love it"), post(1, "fr j'adore")])
+    assert [(p.id, p.lang, p.model_id) for _, p in result.scored] == [
+        ("p0", "und", "en-model@1"),
+        ("p1", "und", "en-model@1"),
+    ]
+    assert result.dead == []
