@@ -112,10 +112,27 @@ def test_runs_the_worker_and_checks_ready(path) -> None:
 @pytest.mark.parametrize("path", BOTH, ids=lambda p: p.name)
 def test_installs_the_runtime_only(path) -> None:
     text = " ".join(i for s in parse(path)[1] for kw, i in s.instructions if kw == "RUN")
-    assert re.search(r"pip install [^&]*\s\.(\s|$)", text), (
-        "installs the project with `pip install .`"
+    assert re.search(r"pip install [^&]*--no-deps[^&]*\s\.(\s|$)", text), (
+        "installs the project with `pip install --no-deps .` (its dependencies come from the lock)"
     )
     assert "[export]" not in text and "torch" not in text
+
+
+@pytest.mark.parametrize("path", BOTH, ids=lambda p: p.name)
+def test_installs_dependencies_from_the_lock_only(path) -> None:
+    """Every dependency comes from a hashed lock of locks/, so a rebuild months later gets what
+    CI tested; nothing is resolved from pyproject.toml's pins or built from source."""
+    text = " ".join(i for s in parse(path)[1] for kw, i in s.instructions if kw == "RUN")
+    locks = re.findall(r"-r (locks/\S+\.txt)", text)
+    assert locks, f"{path.name} installs from no lock file"
+    for lock in locks:
+        assert (REPO / lock).is_file(), f"{path.name} names {lock}, which is missing"
+        copied = [args for s in parse(path)[1] for args in s.all("COPY")]
+        assert any(lock in args for args in copied), f"{path.name} never copies {lock}"
+    for install in re.findall(r"pip install[^&]*", text):
+        assert "--no-deps" in install or (
+            "--require-hashes" in install and "--only-binary :all:" in install
+        ), f"{path.name}: `{install.strip()}` may resolve unlocked versions"
 
 
 @pytest.mark.parametrize("path", BOTH, ids=lambda p: p.name)
@@ -149,5 +166,10 @@ def test_gpu_image_swaps_onnxruntime_for_the_pinned_gpu_wheel() -> None:
     (pin,) = pyproject["project"]["optional-dependencies"]["gpu"]
     assert pin == f"onnxruntime-gpu=={args['ONNXRUNTIME_GPU_VERSION']}"
     run = " ".join(i for s in stages for kw, i in s.instructions if kw == "RUN")
-    assert run.index("pip uninstall -y onnxruntime") < run.index("onnxruntime-gpu==")
+    assert "-r locks/gpu.txt" in run
+    # the GPU lock holds the GPU wheel at the same pin, and not the CPU wheel (both install
+    # the same `onnxruntime` package and would overwrite each other's files)
+    lock = (REPO / "locks/gpu.txt").read_text()
+    assert re.search(rf"^{re.escape(pin)} ", lock, re.MULTILINE)
+    assert not re.search(r"^onnxruntime==", lock, re.MULTILINE)
     assert env_of(stages[-1])["BRANDMON_EXECUTION_PROVIDER"] == "cuda"
