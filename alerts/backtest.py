@@ -4,9 +4,12 @@ Two inputs:
 - scored posts, one JSON `ScoredPost` a line, in file order (the engine's lateness rules
   apply: a post older than its brand's closed buckets counts as late, as in the worker);
 - counts of mentions per bucket, a CSV with the header `timestamp,value`, timestamps
-  `YYYY-MM-DD HH:MM:SS` (UTC, the start of each bucket, oldest first) and whole counts: the
-  surge rule alone judges them (`AlertEngine(volume_only=True)`), each row that many voices
-  of unknown sentiment. A missing row is a bucket with no data (skipped, not a zero).
+  `YYYY-MM-DD HH:MM:SS` (UTC, oldest first, evenly spaced: a whole number of buckets after
+  the first row) and whole counts: the surge rule alone judges them
+  (`AlertEngine(volume_only=True)`), each row that many voices of unknown sentiment. A
+  missing row is a bucket with no data (skipped, not a zero). Rows stamped off the bucket
+  grid (e.g. at :42:53, :47:53, ... with 5-minute buckets) are all moved back by the same
+  offset onto it (`Counts.offset`), so each row is the bucket it starts in.
 
 `summarize()` turns the alert events into the report: incidents per rule, incidents per
 brand-day, time to detect (from the start of the window that first triggered to the trigger:
@@ -17,7 +20,9 @@ mean incident duration. Bad input raises `BacktestInputError` naming the file an
 from __future__ import annotations
 
 import csv
+import itertools
 import math
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,9 +78,47 @@ def read_scored_posts(path: Path) -> Iterator[ScoredPost]:
                 ) from exc
 
 
-def read_counts(path: Path, bucket_seconds: int) -> list[tuple[float, int]]:
-    """(bucket start in epoch seconds, count) rows of a counts CSV, validated."""
-    rows: list[tuple[float, int]] = []
+@dataclass(frozen=True)
+class CountRow:
+    """One row of a counts CSV as written: its line number, timestamp and count."""
+
+    line: int
+    stamp: str
+    start: float  # the timestamp in epoch seconds (UTC)
+    value: int
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A counts CSV on the bucket grid, ready for `replay_counts()`."""
+
+    path: Path
+    bucket_seconds: int
+    #: (bucket start in epoch seconds, count), oldest first.
+    rows: list[tuple[float, int]]
+    #: Seconds every timestamp was moved back to land on the grid (0: it was on it already);
+    #: a row's own timestamp is its bucket start + offset.
+    offset: float
+
+    def alignment_note(self) -> str | None:
+        """One line saying how the rows were moved onto the grid; None when they were not."""
+        if not self.offset:
+            return None
+        return (
+            f"{self.path}: rows are stamped {self.offset:g} s after the start of their "
+            f"{self.bucket_seconds}-second bucket; every timestamp was moved back by "
+            f"{self.offset:g} s onto the bucket grid (alert times are on the grid)"
+        )
+
+
+def read_counts(path: Path, bucket_seconds: int) -> Counts:
+    """A counts CSV's rows, validated and moved onto the `bucket_seconds` grid."""
+    return align_counts(path, parse_counts(path), bucket_seconds)
+
+
+def parse_counts(path: Path) -> list[CountRow]:
+    """The rows of a counts CSV as written, validated (header, fields, time order)."""
+    rows: list[CountRow] = []
     with _open(path) as lines:
         reader = csv.reader(lines)
         header = next(reader, None)
@@ -87,15 +130,13 @@ def read_counts(path: Path, bucket_seconds: int) -> list[tuple[float, int]]:
             number = reader.line_num
             if not row or not "".join(row).strip():
                 continue
-            rows.append(_count_row(path, number, row, bucket_seconds, rows))
+            rows.append(_count_row(path, number, row, rows[-1] if rows else None))
     if not rows:
         raise BacktestInputError(f"{path}: no rows after the header: nothing to replay")
     return rows
 
 
-def _count_row(
-    path: Path, number: int, row: list[str], bucket_seconds: int, rows: list[tuple[float, int]]
-) -> tuple[float, int]:
+def _count_row(path: Path, number: int, row: list[str], previous: CountRow | None) -> CountRow:
     where = f"{path}:{number}"
     if len(row) != 2:
         raise BacktestInputError(f"{where}: expected 2 fields (timestamp,value), got {len(row)}")
@@ -106,21 +147,44 @@ def _count_row(
         raise BacktestInputError(
             f"{where}: timestamp {stamp!r} is not YYYY-MM-DD HH:MM:SS (UTC)"
         ) from exc
-    if start % bucket_seconds:
-        raise BacktestInputError(
-            f"{where}: {stamp} is not the start of a {bucket_seconds}-second bucket: give one "
-            "row per bucket, stamped with its start, or fix --bucket-seconds"
-        )
     if not value.isdigit():
         raise BacktestInputError(
             f"{where}: value {value!r} is not a whole number of mentions (0 or more)"
         )
-    if rows and start <= rows[-1][0]:
+    if previous is not None and start <= previous.start:
         raise BacktestInputError(
             f"{where}: {stamp} is not after the previous row: rows must be in time order, "
             "one per bucket"
         )
-    return start, int(value)
+    return CountRow(number, stamp, start, int(value))
+
+
+def infer_bucket_seconds(path: Path, rows: list[CountRow]) -> int:
+    """The bucket length the rows imply: the most common gap between consecutive rows (a
+    missing row makes a gap of two buckets; on a tie the shorter gap wins)."""
+    gaps = Counter(int(b.start - a.start) for a, b in itertools.pairwise(rows))
+    if not gaps:
+        raise BacktestInputError(
+            f"{path}: one row only, so the bucket length cannot be inferred from the spacing "
+            "of the rows: give --bucket-seconds"
+        )
+    return max(gaps, key=lambda gap: (gaps[gap], -gap))
+
+
+def align_counts(path: Path, rows: list[CountRow], bucket_seconds: int) -> Counts:
+    """Move the rows back by one offset onto the `bucket_seconds` grid (floor of the first
+    row); each row must be a whole number of buckets after the first."""
+    first = rows[0]
+    offset = first.start % bucket_seconds
+    for row in rows[1:]:
+        if (row.start - first.start) % bucket_seconds:
+            raise BacktestInputError(
+                f"{path}:{row.line}: {row.stamp} is not a whole number of {bucket_seconds}-second "
+                f"buckets after the first row ({first.stamp}): rows must be evenly spaced, one "
+                "per bucket; fix the row or --bucket-seconds"
+            )
+    aligned = [(row.start - offset, row.value) for row in rows]
+    return Counts(path, bucket_seconds, aligned, offset)
 
 
 def _open(path: Path) -> Any:

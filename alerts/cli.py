@@ -298,8 +298,9 @@ def backtest(
     Prints every alert event (trigger, escalation, resolve) as a JSON line on stdout, then a
     JSON summary on stderr: incidents per rule and per brand-day, time to detect, mean
     duration. With --counts only the mention-surge rule applies, each row counting as that
-    many voices of unknown sentiment. Per-brand overrides (BRANDMON_ALERTS__OVERRIDES_FILE)
-    apply as in the worker.
+    many voices of unknown sentiment; rows stamped off the bucket grid (but evenly spaced)
+    are moved back onto it by one offset, said on stderr. Per-brand overrides
+    (BRANDMON_ALERTS__OVERRIDES_FILE) apply as in the worker.
     """
     from brandmon.alerts.backtest import (
         BacktestInputError,
@@ -323,9 +324,12 @@ def backtest(
     try:
         engines = BrandEngines.load(settings, volume_only=counts is not None)
         if counts is not None:
-            rows = read_counts(counts, settings.bucket_seconds)
+            series = read_counts(counts, settings.bucket_seconds)
+            note = series.alignment_note()
+            if note is not None:
+                typer.echo(f"brandmon alerts backtest: {note}", err=True)
             name = brand or counts.stem
-            replay = replay_counts(engines.for_brand(name), name, rows)
+            replay = replay_counts(engines.for_brand(name), name, series.rows)
         else:
             assert posts is not None
             replay = replay_posts(engines, read_scored_posts(posts))
@@ -339,6 +343,117 @@ def backtest(
     for line in alert_lines(replay.alerts):
         typer.echo(line)
     typer.echo(report, err=True)
+
+
+@alerts_app.command("evaluate")
+def evaluate(
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DIR",
+            exists=True,
+            file_okay=False,
+            help="Folder of counts CSVs ('timestamp,value', as for backtest --counts) with "
+            "windows.json and, optionally, profiles.json.",
+        ),
+    ],
+    windows: Annotated[
+        Path | None,
+        typer.Option(
+            help='Labelled windows, {"file.csv": [["start", "end"], ...]} (default: '
+            "DIR/windows.json); only the CSVs it names are replayed."
+        ),
+    ] = None,
+    profiles: Annotated[
+        Path | None,
+        typer.Option(
+            help="NAB cost profiles (default: DIR/profiles.json, else NAB's standard costs)."
+        ),
+    ] = None,
+    bucket_seconds: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Bucket length in seconds (default: each file's most common row spacing)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    detections_out: Annotated[
+        Path | None,
+        typer.Option(
+            help='Write the detections, {"file.csv": ["YYYY-MM-DD HH:MM:SS", ...]}, as '
+            "NAB's scorer (nab_score.py) reads them."
+        ),
+    ] = None,
+) -> None:
+    """Score the surge rule on labelled counts with the Numenta Anomaly Benchmark's rules.
+
+    Each CSV the windows file names is replayed as `backtest --counts` replays it (same
+    settings, overrides and alignment; brand = the file's stem); the first trigger of each
+    incident is a detection at the row of its bucket. Prints, per file and in total, the
+    normalised scores of the three NAB profiles (0 = never fires, 100 = perfect), windows
+    caught, delay from window start to the first trigger, and triggers per series-week and
+    by severity.
+    """
+    from brandmon.alerts.backtest import BacktestInputError
+    from brandmon.alerts.evaluate import detections, evaluate_folder
+    from brandmon.alerts.overrides import BrandEngines, OverridesError
+
+    engines: dict[int, BrandEngines] = {}
+
+    def engines_for(bucket: int) -> BrandEngines:
+        if bucket not in engines:
+            settings = _backtest_settings(bucket, surge=True)
+            engines[bucket] = BrandEngines.load(settings, volume_only=True)
+        return engines[bucket]
+
+    try:
+        result = evaluate_folder(
+            folder, engines_for, windows=windows, profiles=profiles, bucket_seconds=bucket_seconds
+        )
+    except (BacktestInputError, OverridesError) as exc:
+        typer.secho(f"brandmon alerts evaluate: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    if result.unlabelled:
+        typer.echo(
+            "brandmon alerts evaluate: not scored (the windows file does not name them): "
+            + ", ".join(result.unlabelled),
+            err=True,
+        )
+    report = result.report()
+    report["detector"] = _detector_description(next(iter(engines.values())).default.settings)
+    if detections_out is not None:
+        _write_json(detections_out, detections(result.results))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        from brandmon.alerts.evaluate import render
+
+        render(report)
+
+
+def _detector_description(settings: AlertSettings) -> dict[str, object]:
+    """What was evaluated: the volume-only surge rule and the settings it ran with."""
+    values = settings.model_dump(mode="json")
+    return {
+        "rule": "mention_surge, volume only (AlertEngine.apply_count, as backtest --counts)",
+        "sensitivity": settings.sensitivity,
+        "overrides_file": values["overrides_file"],
+        "settings": {
+            k: v for k, v in values.items() if k.startswith("surge_") or k == "quiet_seconds"
+        },
+    }
+
+
+def _write_json(path: Path, data: object) -> None:
+    try:
+        path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    except OSError as exc:
+        typer.secho(
+            f"brandmon alerts evaluate: cannot write {path}: {exc.strerror or exc}",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
 
 
 def _backtest_settings(bucket_seconds: int | None, *, surge: bool) -> AlertSettings:

@@ -26,10 +26,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(redaction, "_active", [])
 
 
-def _counts_csv(path: Path, values: list[int], *, bucket: int = 3600) -> Path:
+def _counts_csv(path: Path, values: list[int], *, bucket: int = 3600, shift: int = 0) -> Path:
     lines = ["timestamp,value"]
     for i, value in enumerate(values):
-        lines.append(f"{T0 + timedelta(seconds=i * bucket):%Y-%m-%d %H:%M:%S},{value}")
+        lines.append(f"{T0 + timedelta(seconds=i * bucket + shift):%Y-%m-%d %H:%M:%S},{value}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -63,6 +63,30 @@ def test_counts_csv_prints_the_alert_events_and_a_summary(tmp_path: Path) -> Non
     assert summary["open_at_end"] == 0
 
 
+def test_counts_off_the_bucket_grid_are_moved_onto_it_and_say_so(tmp_path: Path) -> None:
+    """Rows stamped at :42:53 of every hour (as NAB's Twitter counts are) replay as the
+    buckets they start in: the same alert events as rows stamped on the hour, and one line
+    on stderr with the offset. (Such rows used to be refused.)"""
+    values = _rhythm(14) + [100] * 3 + [500, 520, 100, 100, 100]
+    (tmp_path / "grid").mkdir()
+    on_grid = _counts_csv(tmp_path / "grid" / "acme.csv", values)
+    off_grid = _counts_csv(tmp_path / "acme.csv", values, shift=42 * 60 + 53)
+    _, expected, _ = _invoke("--counts", str(on_grid), "--bucket-seconds", "3600")
+    code, out, err = _invoke("--counts", str(off_grid), "--bucket-seconds", "3600")
+    assert code == 0, err
+    assert out == expected and "surge/20260119T030000Z" in out
+    note, *summary = err.splitlines()
+    assert note == (
+        f"brandmon alerts backtest: {off_grid}: rows are stamped 2573 s after the start of "
+        "their 3600-second bucket; every timestamp was moved back by 2573 s onto the bucket "
+        "grid (alert times are on the grid)"
+    )
+    assert json.loads("\n".join(summary))["incidents"] == 1
+    # rows already on the grid: nothing to say
+    _, _, err = _invoke("--counts", str(on_grid), "--bucket-seconds", "3600", "--summary-only")
+    assert err == ""
+
+
 def test_counts_brand_and_summary_only(tmp_path: Path) -> None:
     csv = _counts_csv(tmp_path / "series.csv", _rhythm(3))
     code, out, _ = _invoke(
@@ -81,7 +105,11 @@ def test_counts_brand_and_summary_only(tmp_path: Path) -> None:
         ("timestamp,value\n2026-01-05T00:00:00,1\n", "csv:2: timestamp '2026-01-05T00:00:00'"),
         ("timestamp,value\n2026-01-05 00:00:00,1\n2026-01-05 01:00:00,-3\n", "csv:3: value '-3'"),
         ("timestamp,value\n2026-01-05 00:00:00,2.5\n", "csv:2: value '2.5' is not a whole"),
-        ("timestamp,value\n2026-01-05 00:30:00,2\n", "not the start of a 3600-second bucket"),
+        (
+            "timestamp,value\n2026-01-05 00:30:00,2\n2026-01-05 02:00:00,2\n",
+            "csv:3: 2026-01-05 02:00:00 is not a whole number of 3600-second buckets after the "
+            "first row (2026-01-05 00:30:00): rows must be evenly spaced",
+        ),
         (
             "timestamp,value\n2026-01-05 01:00:00,2\n2026-01-05 00:00:00,2\n",
             "csv:3: 2026-01-05 00:00:00 is not after the previous row",
