@@ -1,8 +1,11 @@
-"""The notifier dispatcher: every alert on the `alerts` topic reaches every channel, or the alerts
-dead-letter topic, across a channel's outage and across restarts of the worker.
+"""The notifier dispatcher: every alert on the `alerts` topic reaches every channel its severity
+is routed to, or the alerts dead-letter topic, across a channel's outage and across restarts of
+the worker.
 
     alerts (key = brand, value = Alert JSON)   read in its own consumer group (notifier_group)
-      -> InFlight(partition, offset, record timestamp, alert), owed by every channel
+      -> InFlight(partition, offset, record timestamp, alert), owed by every channel whose
+         minimum severity it reaches (Routing); the others skip it, counted in
+         brandmon_notifier_skipped_total{channel,reason="below_min_severity"}
       -> one queue and task per channel (PagerDuty, Slack, webhook, log), in the order read
       -> send; after a retryable failure (timeout, network, 429, 5xx) wait initial * 2^(n-1)
          seconds, capped at backoff_max, and send again, until the channel accepts it or the
@@ -12,15 +15,28 @@ dead-letter topic, across a channel's outage and across restarts of the worker.
       -> expired, rejected (another 4xx, a bad URL) or error (a bug building the request):
          a DeadLetter on topic_alerts_dlq (channel, reason, detail, source position, the
          alert), counted in brandmon_notifier_dead_letters_total{channel,reason}
-      -> a partition's offset is committed once every channel is done (delivered or
-         dead-lettered) with that record and with every record before it
+      -> a partition's offset is committed once every channel routed to is done (delivered
+         or dead-lettered) with that record and with every record before it
 
 Delivery is at least once. After a restart, a crash or a rebalance, every record after the
-committed position is sent again to every channel, including channels that had already
-accepted it; and a request that timed out may have been accepted all the same. Receivers
-deduplicate: PagerDuty by `dedup_key` (a repeated trigger or resolve of an incident changes
-nothing), a generic webhook receiver by `alert_id` (unique per alert event, stable across
-replays). Slack cannot deduplicate, so a restart during an outage may post a message twice.
+committed position is sent again to every channel routed to it, including channels that had
+already accepted it; and a request that timed out may have been accepted all the same.
+Receivers deduplicate: PagerDuty by `dedup_key` (a repeated trigger or resolve of an incident
+changes nothing), a generic webhook receiver by `alert_id` (unique per alert event, stable
+across replays). Slack cannot deduplicate, so a restart during an outage may post a message
+twice.
+
+Routing (`Routing`, settings BRANDMON_ALERTS__<CHANNEL>_MIN_SEVERITY; PagerDuty `warning`, the
+others `info`) compares each alert event's severity with the channel's minimum, and needs no
+memory, so it holds across restarts and replays:
+- a trigger goes to the channels whose minimum it reaches. An escalation is a trigger too: an
+  incident that opened below PagerDuty's minimum and escalates to reach it opens there at the
+  escalation, with the incident's dedup_key;
+- a resolve carries the incident's highest severity (alerts.lifecycle), so it goes to exactly
+  the channels that were sent a trigger of the incident: an info-only incident never sends
+  PagerDuty a resolve for an incident it never had, nor Slack a "resolved" it never showed.
+  (Routing changed between a trigger and its resolve, by a restart with other settings, breaks
+  this: a channel whose minimum was raised above the incident misses its resolve.)
 
 Channels do not wait for each other: a dead PagerDuty holds back only PagerDuty's queue (and
 the committed position, so a restart re-sends what the others had delivered), while Slack and
@@ -43,10 +59,10 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -54,9 +70,14 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import ValidationError
 
 from brandmon.alert_settings import AlertSettings
-from brandmon.alerts.notifiers import DeliveryError, Notifier, configured_channels
+from brandmon.alerts.notifiers import (
+    DeliveryError,
+    Notifier,
+    configured_channels,
+    min_severities,
+)
 from brandmon.broker_probe import aiokafka_config
-from brandmon.contracts.alerts import Alert
+from brandmon.contracts.alerts import SEVERITY_RANK, Alert, Severity
 from brandmon.metrics import Metrics
 from brandmon.redaction import log_safe
 from brandmon.settings import Settings
@@ -97,6 +118,40 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         return float(min(self.maximum, self.initial * 2.0 ** min(attempt - 1, 64)))
+
+
+#: Why routing kept an alert event from a channel (the `reason` of brandmon_notifier_skipped_total).
+SkipReason = Literal["below_min_severity"]
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Which alert events each channel gets: those whose severity reaches its minimum.
+
+    The same rule serves triggers, escalations and resolves, because a resolve carries the
+    highest severity of its incident: see the module docstring. A channel with no minimum
+    configured gets everything.
+    """
+
+    minimum: Mapping[str, Severity] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: AlertSettings) -> Routing:
+        return cls(min_severities(settings))
+
+    def min_severity(self, channel: str) -> Severity:
+        return self.minimum.get(channel, "info")
+
+    def skip_reason(self, channel: str, alert: Alert) -> SkipReason | None:
+        """None when `channel` is sent `alert`, else why not."""
+        if SEVERITY_RANK[alert.severity] < SEVERITY_RANK[self.min_severity(channel)]:
+            return "below_min_severity"
+        return None
+
+    def describe(self, channel: str) -> str:
+        """`pagerduty (warning and up)`, or just `slack` for a channel that gets everything."""
+        minimum = self.min_severity(channel)
+        return channel if minimum == "info" else f"{channel} ({minimum} and up)"
 
 
 @dataclass(eq=False)
@@ -380,6 +435,7 @@ class NotifierDispatcher:
         self._client: httpx.AsyncClient | None = None
         self._producer: Any = None
         self.notifiers: list[Notifier] = configured_channels(settings.alerts, self._http_client)
+        self.routing = Routing.from_settings(settings.alerts)
         self.positions = Positions()
         self._workers: list[ChannelWorker] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -423,7 +479,7 @@ class NotifierDispatcher:
                 log.info(
                     "notifier dispatcher: %s -> %s (group %s)",
                     self._settings.topic_alerts,
-                    ", ".join(self.channels),
+                    ", ".join(self.routing.describe(channel) for channel in self.channels),
                     self._settings.notifier_group,
                 )
                 await self._consume(consumer)
@@ -452,7 +508,16 @@ class NotifierDispatcher:
         consumer.subscribe([settings.topic_alerts], listener=_Rebalance(self, consumer))
         await consumer.start()
         stack.push_async_callback(consumer.stop)
-        self._workers = [
+        self._workers = self._new_workers()
+        self._tasks = [
+            asyncio.create_task(worker.run(), name=f"notify-{worker.channel}")
+            for worker in self._workers
+        ]
+        stack.push_async_callback(self._shutdown, consumer)
+        return consumer
+
+    def _new_workers(self) -> list[ChannelWorker]:
+        return [
             ChannelWorker(
                 notifier,
                 self._policy,
@@ -463,12 +528,6 @@ class NotifierDispatcher:
             )
             for notifier in self.notifiers
         ]
-        self._tasks = [
-            asyncio.create_task(worker.run(), name=f"notify-{worker.channel}")
-            for worker in self._workers
-        ]
-        stack.push_async_callback(self._shutdown, consumer)
-        return consumer
 
     async def _close_client(self) -> None:
         if self._client is not None:
@@ -494,7 +553,8 @@ class NotifierDispatcher:
             self._set_gauges()
 
     async def _take(self, record: Any) -> None:
-        """Track one record and hand it to every channel (or dead-letter it: unreadable)."""
+        """Track one record and hand it to every channel routed to it (or dead-letter it:
+        unreadable)."""
         timestamp = record.timestamp / 1000 if record.timestamp and record.timestamp > 0 else None
         entry = InFlight(
             topic=record.topic,
@@ -514,8 +574,28 @@ class NotifierDispatcher:
             ).inc()
             log.error("dead-lettered unreadable %s", entry.describe())
             return
-        entry.owed = {worker.channel for worker in self._workers}
+        self._fan_out(entry, entry.alert)
+
+    def _fan_out(self, entry: InFlight, alert: Alert) -> None:
+        """Queue `entry` on the channels its severity is routed to; count the others. A record
+        no channel takes owes nothing and is committed with its neighbours."""
+        taking = []
         for worker in self._workers:
+            reason = self.routing.skip_reason(worker.channel, alert)
+            if reason is None:
+                taking.append(worker)
+                continue
+            self._metrics.notifier_skipped.labels(channel=worker.channel, reason=reason).inc()
+            log.debug(
+                "%s: skipped %s %s (%s, minimum %s)",
+                worker.channel,
+                alert.severity,
+                entry.describe(),
+                reason,
+                self.routing.min_severity(worker.channel),
+            )
+        entry.owed = {worker.channel for worker in taking}
+        for worker in taking:
             worker.put(entry)
 
     def _parse(self, record: Any) -> Alert | None:

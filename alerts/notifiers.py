@@ -1,7 +1,8 @@
 """Notification channels: PagerDuty Events API v2, Slack incoming webhook, generic JSON webhook,
 and the log. Each turns an `Alert` into one request and says whether a failure is worth
-retrying; `alerts.dispatch` runs them from the `alerts` topic with retries and metrics, and
-`brandmon alerts test-notify` calls them directly.
+retrying; `alerts.dispatch` runs them from the `alerts` topic with retries and metrics, routed
+by each channel's minimum severity (`min_severities`), and `brandmon alerts test-notify` calls
+them directly (every configured channel, whatever its minimum: it tests the connection).
 
 Secrets (the routing key, webhook URLs) are SecretStr until the moment of the request and
 never appear in an error message: errors name the channel, the HTTP status or the kind of
@@ -23,7 +24,7 @@ import httpx
 from pydantic import SecretStr
 
 from brandmon.alert_settings import AlertSettings
-from brandmon.contracts.alerts import Alert
+from brandmon.contracts.alerts import Alert, Severity
 from brandmon.redaction import log_safe
 
 log = logging.getLogger(__name__)
@@ -226,6 +227,17 @@ def http_channels(settings: AlertSettings, client: ClientSource) -> list[Notifie
     if settings.webhook_url is not None:
         channels.append(WebhookNotifier(client, settings.webhook_url, timeout))
     return channels
+
+
+def min_severities(settings: AlertSettings) -> dict[str, Severity]:
+    """Each channel's lowest severity (BRANDMON_ALERTS__<CHANNEL>_MIN_SEVERITY); the dispatcher
+    routes by it (alerts.dispatch.Routing), `brandmon alerts test-notify` does not."""
+    return {
+        PagerDutyNotifier.channel: settings.pagerduty_min_severity,
+        SlackNotifier.channel: settings.slack_min_severity,
+        WebhookNotifier.channel: settings.webhook_min_severity,
+        LogNotifier.channel: settings.log_min_severity,
+    }
 
 
 def configured_channels(settings: AlertSettings, client: ClientSource) -> list[Notifier]:

@@ -17,7 +17,8 @@ and the baseline is warm. The same test on negative voices (surge_min_negative_v
 - info: a surge of voices whose negatives are not surging, or a *positive wave*: the Wilson
   upper bound of the window's negative share is below the brand's baseline share (a viral
   positive or neutral moment drags some negatives along: worth knowing, not worth a page);
-- volume only (`brandmon alerts backtest --counts`: sentiment unknown): a surge is a warning.
+- volume only (`brandmon alerts backtest --counts`: sentiment unknown): a surge is info, never
+  a page (nothing says it is bad: the notifiers page for warning and critical by default).
 The verdict's rule is "mention_surge"; its threshold is the voices O had to reach.
 """
 
@@ -134,7 +135,7 @@ class SurgeDetector:
         lower = _wilson_share(window, s.wilson_z)
         severity: Severity | None = None
         if warm and self.volume_only:
-            severity = "warning" if volume.above else None
+            severity = "info" if volume.above else None
         elif warm:
             mostly_negative = lower >= share_level
             if volume.above and negative.above and mostly_negative:

@@ -331,6 +331,32 @@ class AlertSettings(BaseModel):
     pagerduty_source: str = "brandmon"
     slack_webhook_url: SecretStr | None = None
     webhook_url: SecretStr | None = None
+    #: Lowest severity each channel is sent (info < warning < critical): a trigger goes to a
+    #: channel when its severity reaches the channel's minimum, so an incident that escalates
+    #: to it opens there at the escalation; a resolve goes where the incident was shown (it
+    #: carries the incident's highest severity). Skips are counted in
+    #: brandmon_notifier_skipped_total; `brandmon alerts test-notify` tries every channel.
+    pagerduty_min_severity: Literal["info", "warning", "critical"] = "warning"
+    slack_min_severity: Literal["info", "warning", "critical"] = "info"
+    webhook_min_severity: Literal["info", "warning", "critical"] = "info"
+    log_min_severity: Literal["info", "warning", "critical"] = "info"
+
+    @field_validator(
+        "pagerduty_min_severity",
+        "slack_min_severity",
+        "webhook_min_severity",
+        "log_min_severity",
+        mode="before",
+    )
+    @classmethod
+    def _known_severity(cls, value: object, info: ValidationInfo) -> object:
+        """One of the three severities, spelled as alerts carry them (never quoted back)."""
+        if value in ("info", "warning", "critical"):
+            return value
+        raise ValueError(
+            f"{info.field_name} must be info, warning or critical (the lowest alert severity "
+            "that channel is sent)"
+        )
 
     @field_validator("pagerduty_url", "slack_webhook_url", "webhook_url")
     @classmethod

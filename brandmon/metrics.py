@@ -292,6 +292,13 @@ class Metrics:
             ["channel", "reason"],
             registry=r,
         )
+        self.notifier_skipped = Counter(
+            "brandmon_notifier_skipped_total",
+            "Alert events not sent to a channel by its routing, by channel and reason "
+            "(below_min_severity: under the channel's BRANDMON_ALERTS__*_MIN_SEVERITY).",
+            ["channel", "reason"],
+            registry=r,
+        )
         self.notifier_pending = Gauge(
             "brandmon_notifier_pending",
             "Alert events read from the alerts topic that the channel has not finished.",

@@ -68,7 +68,7 @@ def test_a_busy_noon_is_normal_and_the_same_volume_at_4_am_is_a_surge() -> None:
     night = history.copy()
     alerts = night.feed([100] * 4 + [400])  # 4 am as busy as noon
     assert [(a.action, a.rule, a.severity) for a in alerts] == [
-        ("trigger", "mention_surge", "warning")
+        ("trigger", "mention_surge", "info")  # volume only: never a page
     ]
     alert = alerts[0]
     assert alert.expected_voices == pytest.approx(100, rel=0.1)
@@ -210,3 +210,13 @@ def test_surge_settings_are_checked() -> None:
         AlertSettings(surge_windows=(6,))
     with pytest.raises(ValueError, match="surge_keepalive_factor"):
         AlertSettings(surge_factor=1.5, surge_keepalive_factor=2.0)
+
+
+def test_a_volume_only_surge_is_info_and_never_a_page() -> None:
+    """Counts without sentiment cannot say a surge is bad: it is reported (info) and the
+    notifiers' default routing keeps info off PagerDuty (tests/alerts/test_routing.py)."""
+    counts = _warm_counts()
+    spike = counts.feed([v * 4 for v in _history(1, seed=10)][:3])
+    triggers = [a for a in spike if a.action == "trigger"]
+    assert triggers and {a.severity for a in triggers} == {"info"}
+    assert "volume only" in triggers[0].summary
