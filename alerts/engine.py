@@ -49,6 +49,7 @@ from brandmon.alert_settings import AlertSettings
 from brandmon.alerts.buckets import Window, add_post, bucket_index, window_counts
 from brandmon.alerts.detector import Detector, Verdict
 from brandmon.alerts.lifecycle import Evaluation, Lifecycle, utc
+from brandmon.alerts.rarity import RarityBaseline, RarityDetector
 from brandmon.alerts.state import BrandState, Bucket, Incident
 from brandmon.alerts.surge import SurgeDetector
 from brandmon.alerts.topics import merge, rank_terms
@@ -78,6 +79,11 @@ class AlertEngine:
         self.detector = Detector(settings)
         self.lifecycle = Lifecycle(settings)
         self.surge_detector = SurgeDetector(settings, volume_only=volume_only)
+        self.rarity = (
+            RarityDetector(settings, volume_only=volume_only)
+            if settings.surge_model == "rarity"
+            else None
+        )
         self.surge_lifecycle = Lifecycle(settings, kind="surge")
 
     def apply(
@@ -270,8 +276,11 @@ class AlertEngine:
         record = self._record(state, index, full_verdict, newest)
         if state.incident is None:
             self._learn(state, full.counts.share, full.voices, ev)
-        if not was_open and state.incident is None and state.surge_incident is None:
+        if self.rarity is not None:
             self._learn_surge(state, index, newest)
+        if not was_open and state.incident is None and state.surge_incident is None:
+            if self.rarity is None:
+                self._learn_surge(state, index, newest)
             self._learn_topics(state, index - s.window_buckets + 1)
         return alerts, record
 
@@ -280,6 +289,8 @@ class AlertEngine:
         s = self.settings
         if not s.surge_enabled:
             return []
+        if self.rarity is not None:
+            return self._rarity_surge(state, index, newest, self.rarity)
         judged = self.surge_detector.judge(
             state.buckets.values(),
             index,
@@ -303,6 +314,41 @@ class AlertEngine:
             topic_terms=self._topic_terms(state, judged.verdict),
         )
         state.surge_incident, alerts = self.surge_lifecycle.step(state.surge_incident, ev)
+        return alerts
+
+    def _rarity_surge(
+        self, state: BrandState, index: int, newest: Window, rarity: RarityDetector
+    ) -> list[Alert]:
+        """The rarity model's verdict (alerts/rarity.py) through the same surge lifecycle."""
+        s = self.settings
+        baseline = _rarity_baseline(state)
+        was_open = state.surge_incident is not None
+        judged = rarity.judge(
+            state.buckets.values(),
+            index,
+            baseline,
+            self.detector.trigger_level(state.share),
+            state.share.mean if self.detector.is_warm(state.share) else None,
+            incident_open=was_open,
+        )
+        ev = Evaluation(
+            brand=state.brand,
+            bucket_start=index * s.bucket_seconds,
+            bucket_end=(index + 1) * s.bucket_seconds,
+            verdict=judged.verdict,
+            elevated=rarity.elevated(newest, baseline, index),
+            share=replace(state.share),
+            volume=replace(state.volume),
+            warm=self.detector.is_warm(state.share),
+            model_id=state.model_id,
+            model_version=state.model_version,
+            expected_voices=judged.expected_voices,
+            expected_negatives=None if self.volume_only else judged.expected_negatives,
+            topic_terms=self._topic_terms(state, judged.verdict),
+        )
+        state.surge_incident, alerts = self.surge_lifecycle.step(state.surge_incident, ev)
+        opened = not was_open and state.surge_incident is not None
+        rarity.opened(baseline, index, judged.score, new=opened)
         return alerts
 
     def _topic_terms(self, state: BrandState, verdict: Verdict) -> tuple[str, ...]:
@@ -332,6 +378,15 @@ class AlertEngine:
     def _learn_surge(self, state: BrandState, index: int, newest: Window) -> None:
         """Update the seasonal baseline with one bucket outside any incident (a bucket that
         was in an incident of either rule, even its last one, is not learned)."""
+        if self.rarity is not None and self.settings.surge_enabled:
+            # every bucket, incidents included: the rarity model clips what it learns, so a
+            # burst barely moves it while a lasting shift becomes the new normal
+            baseline = _rarity_baseline(state)
+            self.rarity.remember(baseline, newest, index)
+            baseline.voices.learn(newest.voices, index, self.settings)
+            if not self.volume_only:
+                baseline.negatives.learn(newest.negative_voices, index, self.settings)
+            return
         if not self.settings.surge_enabled or state.surge_incident or state.incident:
             return
         surge = state.surge
@@ -418,3 +473,10 @@ def _most_severe(best: Verdict, other: Verdict) -> Verdict:
     if other.severity is None:
         return best
     return other if rank(other) > rank(best) else best
+
+
+def _rarity_baseline(state: BrandState) -> RarityBaseline:
+    """The brand's rarity-model memory, created on first use."""
+    if state.surge.rarity is None:
+        state.surge.rarity = RarityBaseline()
+    return state.surge.rarity

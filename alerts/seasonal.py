@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from brandmon.alert_settings import AlertSettings
 from brandmon.alerts.stats import EwStat
+
+if TYPE_CHECKING:  # rarity imports the buckets, which import this module
+    from brandmon.alerts.rarity import RarityBaseline
 
 SLOTS = 24
 DAY_SECONDS = 86_400
@@ -108,15 +111,27 @@ class SurgeBaseline:
     voices: Series = field(default_factory=Series)
     negatives: Series = field(default_factory=Series)
     learned_at: int | None = None
+    #: the rarity model's memory (alerts/rarity.py), when `surge_model = "rarity"`
+    rarity: RarityBaseline | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"v": self.voices.to_list(), "n": self.negatives.to_list(), "at": self.learned_at}
+        data: dict[str, Any] = {
+            "v": self.voices.to_list(),
+            "n": self.negatives.to_list(),
+            "at": self.learned_at,
+        }
+        if self.rarity is not None:
+            data["rarity"] = self.rarity.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SurgeBaseline:
-        at = data["at"]
+        from brandmon.alerts.rarity import RarityBaseline
+
+        at, rarity = data["at"], data.get("rarity")
         return cls(
             voices=Series.from_list(data["v"]),
             negatives=Series.from_list(data["n"]),
             learned_at=int(at) if at is not None else None,
+            rarity=RarityBaseline.from_dict(rarity) if rarity else None,
         )

@@ -53,8 +53,41 @@ SENSITIVITY_PRESETS: dict[str, dict[str, float | int]] = {
         "surge_min_negative_voices": 15,
     },
 }
+#: The rarity surge model (surge_model = "rarity", alerts/rarity.py): the values of shared
+#: surge fields it was measured with (docs/surge.md), where not set explicitly, and what each
+#: preset sets for it in place of the daily-rhythm model's surge values above.
+RARITY_DEFAULTS: dict[str, float | int] = {
+    "surge_min_voices": 20,
+    "surge_min_negative_voices": 10,
+    "surge_keepalive_z": 2.0,
+    "surge_season_half_life_days": 5,
+}
+RARITY_PRESETS: dict[str, dict[str, float | int]] = {
+    "fewer": {
+        "surge_rarity": 0.9995,
+        "surge_factor": 2.5,
+        "surge_z": 6.0,
+        "surge_min_voices": 30,
+        "surge_min_negative_voices": 15,
+    },
+    "balanced": {},
+    "more": {
+        "surge_rarity": 0.998,
+        "surge_factor": 1.7,
+        "surge_z": 4.0,
+        "surge_min_voices": 15,
+        "surge_min_negative_voices": 8,
+    },
+}
 #: Every field some preset sets.
-PRESET_FIELDS = sorted({name for values in SENSITIVITY_PRESETS.values() for name in values})
+PRESET_FIELDS = sorted(
+    {
+        name
+        for presets in (SENSITIVITY_PRESETS, RARITY_PRESETS)
+        for values in presets.values()
+        for name in values
+    }
+)
 
 
 class AlertSettings(BaseModel):
@@ -75,7 +108,11 @@ class AlertSettings(BaseModel):
     def _apply_sensitivity(self) -> AlertSettings:
         """Fill the preset's thresholds that were not set explicitly (runs before the other
         checks, which see the final values). `model_fields_set` stays what was given."""
-        for name, value in SENSITIVITY_PRESETS[self.sensitivity].items():
+        values = dict(SENSITIVITY_PRESETS[self.sensitivity])
+        if self.surge_model == "rarity":
+            values = {k: v for k, v in values.items() if not k.startswith("surge_")}
+            values |= RARITY_DEFAULTS | RARITY_PRESETS[self.sensitivity]
+        for name, value in values.items():
             if name not in self.model_fields_set:
                 object.__setattr__(self, name, value)
         return self
@@ -165,6 +202,31 @@ class AlertSettings(BaseModel):
     #: surge_keepalive_z (so a Poisson wobble of a quiet series does not hold it open).
     surge_keepalive_factor: float = Field(1.5, ge=1)
     surge_keepalive_z: float = Field(4.0, ge=0)
+    #: Which surge model judges: "daily" (the rule above, the default) or "rarity"
+    #: (alerts/rarity.py, built on real mention counts: a weekly profile and a level on a
+    #: variance-stabilised scale, firing only on what is rare for the brand, one incident per
+    #: burst; it takes RARITY_DEFAULTS / RARITY_PRESETS and the fields below).
+    surge_model: Literal["daily", "rarity"] = "daily"
+    #: rarity: windows judged, in minutes of event time (at least one bucket each)
+    surge_window_minutes: tuple[int, ...] = Field((5, 15, 30, 60, 120))
+    #: rarity: a surge's score must reach this quantile of the brand's own past scores (per
+    #: 5 minutes of traffic: 0.999 is about 2 buckets a week) and at least surge_z
+    surge_rarity: float = Field(0.999, gt=0.9, lt=1)
+    #: rarity: half-life of the score history; history needed before it replaces the fixed
+    #: surge_provisional_z (a new brand's first days)
+    surge_history_half_life_days: float = Field(14, gt=0)
+    surge_history_warm_days: float = Field(2, ge=0)
+    surge_provisional_z: float = Field(8.0, gt=0)
+    #: rarity: one incident per burst: none within surge_refractory_hours of the last one
+    #: opened, and until surge_hold_hours only one whose score beats that one's peak
+    surge_refractory_hours: float = Field(24, ge=0)
+    surge_hold_hours: float = Field(72, ge=0)
+    #: rarity: half-life of the brand's level above or below its profile (a lasting shift is
+    #: the new normal within a few half-lives)
+    surge_level_half_life_hours: float = Field(4, gt=0)
+    #: rarity: the 168 hours of the week: half-life and history before one is the profile
+    surge_week_half_life_weeks: float = Field(3, gt=0)
+    surge_week_warm_weeks: float = Field(2, ge=0)
 
     # --- lifecycle --------------------------------------------------------------------------
     quiet_seconds: int = Field(
@@ -391,6 +453,10 @@ class AlertSettings(BaseModel):
             not 0 < k <= self.window_buckets for k in self.surge_windows
         ):
             raise ValueError("surge_windows must be lengths between 1 and window_buckets")
+        if not self.surge_window_minutes or any(m <= 0 for m in self.surge_window_minutes):
+            raise ValueError("surge_window_minutes must be positive lengths in minutes")
+        if self.surge_hold_hours < self.surge_refractory_hours:
+            raise ValueError("surge_hold_hours must be >= surge_refractory_hours")
         if self.surge_keepalive_factor > self.surge_factor:
             raise ValueError("surge_keepalive_factor must be <= surge_factor")
         if self.warmup_critical_share < self.warmup_share:

@@ -9,7 +9,12 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from brandmon.alert_settings import PRESET_FIELDS, SENSITIVITY_PRESETS, AlertSettings
+from brandmon.alert_settings import (
+    PRESET_FIELDS,
+    RARITY_PRESETS,
+    SENSITIVITY_PRESETS,
+    AlertSettings,
+)
 from brandmon.alerts.backtest import replay_posts
 from brandmon.alerts.overrides import BrandEngines, OverridesError, load_overrides
 from brandmon.settings import Settings
@@ -35,6 +40,9 @@ def _volume_surge(sensitivity: str, factor: float) -> list[str]:
     return [a.rule for a in run.alerts if a.action == "trigger"]
 
 
+MODEL_PRESETS = {"daily": SENSITIVITY_PRESETS, "rarity": RARITY_PRESETS}
+
+
 def test_balanced_is_exactly_the_defaults() -> None:
     assert AlertSettings(sensitivity="balanced") == AlertSettings()
     assert SENSITIVITY_PRESETS["balanced"] == {}
@@ -42,11 +50,16 @@ def test_balanced_is_exactly_the_defaults() -> None:
 
 @pytest.mark.parametrize("name", PRESET_FIELDS)
 def test_every_preset_threshold_moves_the_promised_way(name: str) -> None:
-    """Each field a preset sets is a bar to clear: higher means fewer alerts."""
-    fewer, balanced, more = (
-        getattr(AlertSettings(sensitivity=p), name) for p in ("fewer", "balanced", "more")
-    )
-    assert fewer > balanced > more
+    """Each field a preset sets is a bar to clear: higher means fewer alerts (for each surge
+    model whose presets set it)."""
+    models = [m for m, presets in MODEL_PRESETS.items() if name in presets["fewer"]]
+    assert models
+    for model in models:
+        fewer, balanced, more = (
+            getattr(AlertSettings(sensitivity=p, surge_model=model), name)
+            for p in ("fewer", "balanced", "more")
+        )
+        assert fewer > balanced > more, model
 
 
 def test_a_borderline_share_spike_pages_on_more_but_not_on_fewer() -> None:
