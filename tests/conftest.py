@@ -12,6 +12,13 @@ point at that broker, started lazily (once per session and version) when first a
 
     @pytest.mark.parametrize("kafka_version", KAFKA_TEST_VERSIONS, indirect=True)
     def test_something(test_settings, worker_factory): ...
+
+Marks: a test that starts a broker (or a worker, which needs one) carries `kafka`; one that
+starts another server (Label Studio, Prometheus) carries `server` (or `kafka` when it needs a
+broker too), so `pytest -m "not kafka and not server"` starts none. Collection refuses a test
+whose fixtures start one without its mark (pytest_collection_modifyitems below), and whatever
+starts a broker, a worker or a server at run time fails an unmarked test that gets that far
+(tests.helpers.require_mark: the broker fixtures, LocalBroker, WorkerProcess, Label Studio).
 """
 
 from __future__ import annotations
@@ -21,13 +28,14 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 
 from brandmon.settings import Settings
-from tests.helpers import ALERT_WORKER, WorkerProcess
+from tests import helpers
+from tests.helpers import ALERT_WORKER, WorkerProcess, require_mark
 
 if TYPE_CHECKING:
     from brandmon.broker import LocalBroker
@@ -45,6 +53,84 @@ REPO = Path(__file__).resolve().parent.parent
 #: the pinned Kafka 4 release (brandmon.broker.KAFKA4_VERSION); ids stay stable across bumps.
 KAFKA_TEST_VERSIONS = ["3.9", "4.x"]
 
+#: Fixtures that start a Kafka broker (or a worker, which needs one), directly or through the
+#: fixtures they ask for: a test with any of them in its closure must be marked `kafka`.
+BROKER_FIXTURES = frozenset(
+    {
+        "local_brokers",
+        "kafka_bootstrap",
+        "kafka4_bootstrap",
+        "any_kafka_bootstrap",
+        "topic_env",
+        "test_settings",
+        "worker_factory",
+        "alert_worker_factory",
+        "docker_services",  # pytest-docker: the compose file's broker
+    }
+)
+#: Fixtures that start another server: a test with any of them must be marked `server`, or
+#: `kafka` (which leaves it out of the fast set just as well) when it needs a broker too.
+#: `label_studio`: tests/label_studio_fixture.py; `prometheus`: deploy/test_prometheus_live.py.
+SERVER_FIXTURES = frozenset({"label_studio", "prometheus"})
+SERVER_MARKS = ("server", "kafka")
+
+
+def unmarked_servers(item: pytest.Item) -> list[str]:
+    """What `item` starts through its fixtures without the mark that says so, e.g.
+    ["a Kafka broker (topic_env, test_settings) without @pytest.mark.kafka"]."""
+    closure = set(getattr(item, "fixturenames", ()))
+    problems = []
+    brokers = sorted(closure & BROKER_FIXTURES)
+    if brokers and item.get_closest_marker("kafka") is None:
+        problems.append(f"a Kafka broker ({', '.join(brokers)}) without @pytest.mark.kafka")
+    servers = sorted(closure & SERVER_FIXTURES)
+    if servers and not any(item.get_closest_marker(mark) for mark in SERVER_MARKS):
+        problems.append(f"a server ({', '.join(servers)}) without @pytest.mark.server")
+    return problems
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: every collected test is checked
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse the run when a test starts a broker or a server without its mark: `pytest -m
+    "not kafka and not server"` would start it anyway."""
+    problems = [
+        f"{item.nodeid} starts {problem}" for item in items for problem in unmarked_servers(item)
+    ]
+    if problems:
+        raise pytest.UsageError(
+            "tests that start a broker or a server must say so with a mark "
+            "(see tests/conftest.py):\n  " + "\n  ".join(problems)
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """Name the running test for tests.helpers.require_mark (a stack: pytester runs nest)."""
+    helpers._running.append(item)
+    try:
+        return (yield)
+    finally:
+        helpers._running.pop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _brokers_need_the_kafka_mark() -> Iterator[None]:
+    """A test that starts a Kafka broker's JVM itself (brandmon.broker.LocalBroker, as the
+    fault and broker tests do, or `brandmon kafka start` in-process) fails unless it is marked
+    `kafka`. LocalBroker._java is where every broker (and its storage format) is spawned; the
+    checks before it (a taken port, data of another release) stay open to unmarked tests."""
+    from brandmon.broker import LocalBroker
+
+    spawn = LocalBroker._java
+
+    def guarded(self: LocalBroker, main: str, *args: str, **popen: object) -> Any:
+        require_mark(f"a Kafka broker's JVM ({main})", "kafka")
+        return spawn(self, main, *args, **popen)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LocalBroker, "_java", guarded)
+        yield
+
 
 def _session_version() -> str:
     """The Kafka release of the session broker (`kafka_bootstrap`)."""
@@ -59,6 +145,7 @@ def docker_compose_file() -> str:
 
 
 def _docker_bootstrap(request: pytest.FixtureRequest) -> str:
+    require_mark("the compose file's Kafka broker", "kafka")
     if shutil.which("docker") is None:
         pytest.skip("BRANDMON_TEST_DOCKER=1 but there is no docker client")
     services = request.getfixturevalue("docker_services")
@@ -88,6 +175,7 @@ class LocalBrokers:
 
         version = resolve_version(version)
         if version not in self._started:
+            require_mark(f"a Kafka {version} broker", "kafka")
             home = self._tmp.mktemp(f"kafka-{version}")
             broker = LocalBroker(home=home, port=free_port(), version=version)
             broker.start()  # BrokerError says what is missing (Maven, Java, the network)

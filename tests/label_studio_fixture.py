@@ -2,6 +2,9 @@
 per test session by `brandmon label serve` from its own venv, for the labeling integration
 tests (tests/integration/test_label_studio.py, test_model_lifecycle_kafka.py).
 
+Tests that use it are marked `server` (or `kafka`, when they need a broker too), so that
+`pytest -m "not kafka and not server"` leaves them out; tests/conftest.py enforces it.
+
 Skipped only where Label Studio's venv is absent (`make label-studio` creates it; `make test`
 does so first, so CI runs these tests).
 """
@@ -18,6 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.helpers import require_mark
 
 VENV = Path(
     os.environ.get("BRANDMON_LABEL_STUDIO_VENV", "~/.cache/brandmon/label-studio-venv")
@@ -57,6 +62,8 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     the BRANDMON_LABEL_STUDIO_* variables the other `label` commands need to reach it."""
     from brandmon.broker import free_port
 
+    # the test asking first starts it: tests/conftest.py's collection check names the others
+    require_mark("Label Studio (`brandmon label serve`)", "server", "kafka")
     if not (VENV / "bin" / "label-studio").is_file():
         pytest.skip(f"no Label Studio venv at {VENV}: create it with `make label-studio`")
     folder = tmp_path_factory.mktemp("label-studio")

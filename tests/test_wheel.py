@@ -103,6 +103,7 @@ def test_the_wheel_holds_only_brandmon_with_the_model_and_the_poms(
     assert "brandmon/kafka_poms/pom.xml" in names
 
 
+@pytest.mark.kafka  # the demo starts a broker of its own and two workers
 def test_installed_outside_the_checkout_the_demo_runs_to_the_end(
     wheel: tuple[Path, str], tmp_path: Path
 ) -> None:

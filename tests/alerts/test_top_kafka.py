@@ -59,6 +59,7 @@ def spike(brand: str = "acme") -> list[BrandBucket | Alert]:
     ]
 
 
+@pytest.mark.kafka
 def test_once_shows_buckets_and_open_incidents(test_settings: Settings) -> None:
     ensure_topics(test_settings, [test_settings.topic_alerts, test_settings.topic_brand_sentiment])
     quiet: list[BrandBucket | Alert] = [bucket("zeta", 4, 0.08, posts=51, z=0.2), alert("zeta", 1)]
@@ -81,6 +82,7 @@ def test_once_shows_buckets_and_open_incidents(test_settings: Settings) -> None:
     assert "skipped 1 unreadable record(s)" in result.output
 
 
+@pytest.mark.kafka
 def test_lookback_reads_recent_records_only_unless_from_beginning(
     test_settings: Settings,
 ) -> None:
@@ -112,6 +114,7 @@ def test_lookback_reads_recent_records_only_unless_from_beginning(
     assert "15.0%" in old and "CRITICAL" in old
 
 
+@pytest.mark.kafka
 def test_brand_filter(test_settings: Settings) -> None:
     ensure_topics(test_settings, [test_settings.topic_alerts, test_settings.topic_brand_sentiment])
     publish(test_settings, *spike("acme"), *spike("globex"))
@@ -120,6 +123,7 @@ def test_brand_filter(test_settings: Settings) -> None:
     assert "globex" in result.output and "acme" not in result.output
 
 
+@pytest.mark.kafka
 def test_missing_topics_are_named_with_what_to_do(test_settings: Settings) -> None:
     result = runner.invoke(alerts_app(), ["top", "--once"], env=WIDE)
     assert result.exit_code == 1
@@ -191,6 +195,7 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
     session.kill()
 
 
+@pytest.mark.kafka
 def test_live_view_redraws_and_quits_on_ctrl_c(
     test_settings: Settings, topic_env: dict[str, str], tmux: Tmux
 ) -> None:

@@ -25,7 +25,7 @@ from brandmon.model_export.labeling.tasks import choice_result
 from tests.label_studio_fixture import PASSWORD, TOKEN, Server
 from tests.model_export.labeling.posts import scored, write_jsonl
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 def _run(env: dict[str, str], *args: str) -> str:
