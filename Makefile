@@ -119,13 +119,13 @@ test: system-packages $(VENV)/.full kafka-jars label-studio-check
 	$(BIN)/mypy
 	BRANDMON_LABEL_STUDIO_VENV=$(LABEL_STUDIO_VENV) $(BIN)/python -m pytest -q -ra
 
-# The inner loop: lint, types and every test that starts no broker and no server (tests that
+# The inner loop: lint, types and every quick test that starts no broker and no server (tests that
 # do carry the `kafka` or `server` mark; tests/conftest.py refuses one that does not).
 check: $(VENV)/.full
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -ra -m "not kafka and not server"
+	$(BIN)/python -m pytest -q -ra -m "not kafka and not server and not slow"
 
 lint: $(VENV)/.full
 	$(BIN)/ruff check .
