@@ -248,9 +248,9 @@ class AckedPosts:
         self._last_ack = time.monotonic()
         self._retired: list[Any] = []
         self._debug: deque[str] = deque(maxlen=300)
-        self._log = logging.getLogger(f"tests.helpers.AckedPosts.{id(self)}")
-        self._log.propagate = False
-        self._log.setLevel(logging.DEBUG)
+        # a logger of its own outside the logging tree: the client's debug lines reach only
+        # this ring (nothing propagates to root, whatever configures logging meanwhile)
+        self._log = logging.Logger("librdkafka", logging.DEBUG)
         self._log.addHandler(_Ring(self._debug))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="acked-posts", daemon=True)

@@ -199,6 +199,7 @@ def _assert_all_scored_and_committed(
     )
     assert survivor.alive(), survivor_log()
     survivor.wait_ready(timeout=30)
+    print(posts.summary())  # -rP shows how often the producer had to produce again
 
 
 def test_broker_restart_while_posts_are_in_flight(env, broker, workers, posts, deadline):
