@@ -125,7 +125,7 @@ check: $(VENV)/.full
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -ra -m "not kafka and not server and not slow"
+	$(BIN)/python -m pytest -q -ra -n auto -m "not kafka and not server and not slow"
 
 lint: $(VENV)/.full
 	$(BIN)/ruff check .
