@@ -49,9 +49,9 @@ from brandmon.alert_settings import AlertSettings
 from brandmon.alerts.buckets import Window, add_post, bucket_index, window_counts
 from brandmon.alerts.detector import Detector, Verdict
 from brandmon.alerts.lifecycle import Evaluation, Lifecycle, utc
-from brandmon.alerts.rarity import RarityBaseline, RarityDetector
+from brandmon.alerts.rarity import RarityBaseline, RarityDetector, RarityVerdict
 from brandmon.alerts.state import BrandState, Bucket, Incident
-from brandmon.alerts.surge import SurgeDetector
+from brandmon.alerts.surge import SurgeDetector, SurgeVerdict
 from brandmon.alerts.topics import merge, rank_terms
 from brandmon.contracts.alerts import SEVERITY_RANK, Alert, BrandBucket
 from brandmon.contracts.posts import ScoredPost
@@ -298,29 +298,14 @@ class AlertEngine:
             self.detector.trigger_level(state.share),
             state.share.mean if self.detector.is_warm(state.share) else None,
         )
-        ev = Evaluation(
-            brand=state.brand,
-            bucket_start=index * s.bucket_seconds,
-            bucket_end=(index + 1) * s.bucket_seconds,
-            verdict=judged.verdict,
-            elevated=self.surge_detector.elevated(newest, state.surge),
-            share=replace(state.share),
-            volume=replace(state.volume),
-            warm=self.detector.is_warm(state.share),
-            model_id=state.model_id,
-            model_version=state.model_version,
-            expected_voices=judged.expected_voices,
-            expected_negatives=None if self.volume_only else judged.expected_negatives,
-            topic_terms=self._topic_terms(state, judged.verdict),
-        )
-        state.surge_incident, alerts = self.surge_lifecycle.step(state.surge_incident, ev)
+        elevated = self.surge_detector.elevated(newest, state.surge)
+        alerts = self._step_surge(state, index, judged.verdict, elevated, judged)
         return alerts
 
     def _rarity_surge(
         self, state: BrandState, index: int, newest: Window, rarity: RarityDetector
     ) -> list[Alert]:
         """The rarity model's verdict (alerts/rarity.py) through the same surge lifecycle."""
-        s = self.settings
         baseline = _rarity_baseline(state)
         was_open = state.surge_incident is not None
         judged = rarity.judge(
@@ -331,12 +316,28 @@ class AlertEngine:
             state.share.mean if self.detector.is_warm(state.share) else None,
             incident_open=was_open,
         )
+        elevated = rarity.elevated(newest, baseline, index)
+        alerts = self._step_surge(state, index, judged.verdict, elevated, judged)
+        opened = not was_open and state.surge_incident is not None
+        rarity.opened(baseline, index, judged.score, new=opened)
+        return alerts
+
+    def _step_surge(
+        self,
+        state: BrandState,
+        index: int,
+        verdict: Verdict,
+        elevated: bool,
+        judged: SurgeVerdict | RarityVerdict,
+    ) -> list[Alert]:
+        """Step the surge lifecycle (either model) with the verdict of bucket `index`."""
+        s = self.settings
         ev = Evaluation(
             brand=state.brand,
             bucket_start=index * s.bucket_seconds,
             bucket_end=(index + 1) * s.bucket_seconds,
-            verdict=judged.verdict,
-            elevated=rarity.elevated(newest, baseline, index),
+            verdict=verdict,
+            elevated=elevated,
             share=replace(state.share),
             volume=replace(state.volume),
             warm=self.detector.is_warm(state.share),
@@ -344,11 +345,9 @@ class AlertEngine:
             model_version=state.model_version,
             expected_voices=judged.expected_voices,
             expected_negatives=None if self.volume_only else judged.expected_negatives,
-            topic_terms=self._topic_terms(state, judged.verdict),
+            topic_terms=self._topic_terms(state, verdict),
         )
         state.surge_incident, alerts = self.surge_lifecycle.step(state.surge_incident, ev)
-        opened = not was_open and state.surge_incident is not None
-        rarity.opened(baseline, index, judged.score, new=opened)
         return alerts
 
     def _topic_terms(self, state: BrandState, verdict: Verdict) -> tuple[str, ...]:
