@@ -162,7 +162,7 @@ class AlertAgent:
         return Prepared(
             outcome.outputs,
             persist=lambda: self.persist(outcome),
-            after_ack=lambda: self.account(outcome),
+            after_ack=lambda delivered: self.account(outcome),
         )
 
     # --- pure part: events in, states and outputs out ------------------------------------

@@ -56,6 +56,7 @@ def worker() -> None:
     except OverridesError as exc:
         typer.secho(f"brandmon alerts worker cannot start: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
+    _check_destinations(settings.alerts, "worker")
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -73,15 +74,29 @@ def _alert_settings() -> AlertSettings:
     return load_settings().alerts
 
 
+def _check_destinations(settings: AlertSettings, command: str) -> None:
+    """Exit 2 naming the variable when a notifier URL's host is refused: link-local, cloud
+    metadata, or loopback and private outside the allowed networks (alerts/destinations.py)."""
+    from brandmon.alerts.destinations import DestinationError, check_destinations
+
+    try:
+        check_destinations(settings)
+    except DestinationError as exc:
+        typer.secho(f"brandmon alerts {command} cannot start: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
 @alerts_app.command("test-notify")
 def test_notify() -> None:
     """Send a test alert (an info trigger, then its resolve) to every configured channel.
 
-    Prints ok/FAILED per channel; exits 1 when one fails, 2 when none is configured.
+    Prints ok/FAILED per channel; exits 1 when one fails, 2 when none is configured or a
+    notifier URL's host is refused.
     """
     import asyncio
 
     settings = _alert_settings()
+    _check_destinations(settings, "test-notify")
     results = asyncio.run(_test_channels(settings))
     if not results:
         typer.secho(

@@ -78,6 +78,7 @@ from brandmon.alerts.notifiers import (
 )
 from brandmon.broker_probe import aiokafka_config
 from brandmon.contracts.alerts import SEVERITY_RANK, Alert, Severity
+from brandmon.kafka_io import READ_COMMITTED
 from brandmon.metrics import Metrics
 from brandmon.redaction import log_safe
 from brandmon.settings import Settings
@@ -504,6 +505,7 @@ class NotifierDispatcher:
             group_id=settings.notifier_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level=READ_COMMITTED,
         )
         consumer.subscribe([settings.topic_alerts], listener=_Rebalance(self, consumer))
         await consumer.start()

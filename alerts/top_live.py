@@ -28,7 +28,7 @@ from rich.live import Live
 
 from brandmon.alerts.top import Kind, TopView
 from brandmon.alerts.top_table import render
-from brandmon.kafka_io import check_broker
+from brandmon.kafka_io import check_broker, consumer_config
 from brandmon.settings import Settings
 
 #: Records taken from the client per call; small enough to redraw between calls.
@@ -70,15 +70,13 @@ class TopReader:
 
     def __init__(self, settings: Settings, kinds: dict[str, Kind]) -> None:
         conf: dict[str, Any] = {
-            **settings.confluent_config(),
             "group.id": f"brandmon-top-{time.time_ns()}",  # never committed to
             "enable.auto.commit": False,
             "auto.offset.reset": "latest",
-            "log_level": 2,  # connection errors are reported by check_broker, not librdkafka
         }
         self._settings = settings
         self._kinds = kinds
-        self._consumer = Consumer(conf)
+        self._consumer = Consumer(consumer_config(settings, conf))
         self._pending: dict[tuple[str, int], int] = {}
         #: The client's last error while it retries (broker gone, leader moving); cleared by
         #: the next record.

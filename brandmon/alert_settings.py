@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationInfo,
     field_validator,
@@ -408,6 +409,11 @@ class AlertSettings(BaseModel):
         "slack_min_severity",
         "webhook_min_severity",
         "log_min_severity",
+    #: Networks notifier URLs may reach although not public, e.g. ["127.0.0.0/8"] for local
+    #: tests or ["10.20.0.0/16"] for a relay inside the company network. Any other loopback,
+    #: private or link-local host is refused at start, and a cloud metadata address always
+    #: (alerts/destinations.py).
+    notifier_allowed_networks: tuple[IPvAnyNetwork, ...] = ()
         mode="before",
     )
     @classmethod

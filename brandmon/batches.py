@@ -2,9 +2,10 @@
 
     events = take(max_batch, within=max_wait)      # Faust events, not acked
     done = await stage(events)                      # pure work + outputs (never raises on input)
-    await deliverer.deliver(done.outputs)           # every output acknowledged by the broker
+    sent = await deliverer.deliver(done.outputs)    # every output acknowledged by the broker
     await done.persist()                            # e.g. the alert state's changelog write
     ack(events)                                     # only now may Faust commit their offsets
+    done.after_ack(sent)                            # e.g. metrics, of what was delivered
 
 Delivery is at-least-once and in batch order: with `pipelined=True` batch N is delivered
 while batch N+1 is prepared, but N+1 is never acked before N.
@@ -67,11 +68,13 @@ def _no_persist() -> Awaitable[None]:
 
 @dataclass
 class Prepared:
-    """A batch after the stage's pure work: what to produce, and what to do after delivery."""
+    """A batch after the stage's pure work: what to produce, and what to do after delivery.
+    `after_ack` gets the records delivered: `outputs`, with any that was too large for its
+    topic replaced by what was sent instead (brandmon/delivery.py)."""
 
     outputs: list[Output]
     persist: Callable[[], Awaitable[None]] = _no_persist
-    after_ack: Callable[[], None] = lambda: None
+    after_ack: Callable[[Sequence[Output]], None] = lambda delivered: None
 
 
 @dataclass
@@ -336,13 +339,13 @@ class BatchLoop:
         self, stream: StreamT[Any], events: Sequence[EventT[Any]], prepared: Prepared
     ) -> None:
         started = time.perf_counter()
-        await self.deliverer.deliver(prepared.outputs)
+        delivered = await self.deliverer.deliver(prepared.outputs)
         self._time("deliver", time.perf_counter() - started)
         await prepared.persist()
         for event in events:
             await stream.ack(event)
         self.progress.moved(len(events))
-        prepared.after_ack()
+        prepared.after_ack(delivered)
 
 
 def faust_send(topics: dict[str, TopicT]) -> Send:

@@ -16,7 +16,9 @@ Two release lines are supported, chosen by `version`:
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import random
 import re
 import shutil
 import signal
@@ -41,6 +43,17 @@ START_TIMEOUT = 90.0
 #: Written into the broker's home at format time: data formatted by one release line must not
 #: be opened by another (4.x cannot be downgraded to 3.x).
 _VERSION_FILE = "kafka.version"
+#: Where Linux keeps the range it picks clients' source ports from ("32768	60999" by default).
+PORT_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: The ephemeral range where that file cannot be read: Linux's default and IANA's (49152-65535,
+#: used by macOS and Windows) together.
+FALLBACK_EPHEMERAL_PORTS = range(32768, 65536)
+#: Ports chosen for servers start here: below are the well-known ones and the usual defaults.
+LOWEST_CHOSEN_PORT = 10000
+#: Random ports free_port tries before it gives up (each is checked by binding it).
+PORT_ATTEMPTS = 100
+
+log = logging.getLogger(__name__)
 
 
 class BrokerError(RuntimeError):
@@ -149,10 +162,40 @@ def port_is_free(host: str, port: int) -> bool:
         return True
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+def ephemeral_ports(source: Path = PORT_RANGE_FILE) -> range:
+    """The ports the kernel hands out as clients' source ports, as `source` says."""
+    try:
+        low, high = (int(part) for part in source.read_text().split())
+    except (OSError, ValueError):  # not Linux, or not readable here
+        return FALLBACK_EPHEMERAL_PORTS
+    return range(low, high + 1)
+
+
+def free_port(
+    host: str = "127.0.0.1",
+    *,
+    ephemeral: range | None = None,
+    rng: random.Random | None = None,
+) -> int:
+    """A port nobody listens on, for a server to listen on: one outside the ephemeral range.
+
+    The kernel gives clients their source ports from the ephemeral range (`bind(host, 0)`
+    picks from it too). While a server on such a port is down, a client retrying host:port
+    can be given that very port as its source and connect to itself (TCP simultaneous open);
+    it then holds the port, and the server cannot bind it again (a test broker on 39092 could
+    not be restarted so). Raises BrokerError when every port at or above LOWEST_CHOSEN_PORT
+    is in that range or taken.
+    """
+    skip = ephemeral if ephemeral is not None else ephemeral_ports()
+    pool = [port for port in range(LOWEST_CHOSEN_PORT, 65536) if port not in skip]
+    draw = rng or random.Random()
+    for port in draw.sample(pool, min(PORT_ATTEMPTS, len(pool))):
+        if port_is_free(host, port):
+            return port
+    raise BrokerError(
+        f"no free port on {host} outside the ephemeral range {skip.start}-{skip.stop - 1} "
+        f"(from {PORT_RANGE_FILE}): narrow net.ipv4.ip_local_port_range, or free some ports"
+    )
 
 
 def answers(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -360,11 +403,7 @@ class LocalBroker:
         self._check_data_version()
         if self.running():
             return
-        if not port_is_free(self.host, self.port):
-            raise BrokerError(
-                f"port {self.port} on {self.host} is taken by another process: stop it, or "
-                "choose another port with --port"
-            )
+        self._check_port()
         controller = self.controller_port or free_port(self.host)
         if self.jars is None:
             self.jars = fetch_jars(self.version)
@@ -383,6 +422,26 @@ class LocalBroker:
             )
         self.pid_file.write_text(str(proc.pid))
         self._wait_ready(proc, timeout)
+
+    def _check_port(self) -> None:
+        """Raise BrokerError when the broker's port is taken; warn when it is one the kernel
+        may give a client as its source port (see free_port)."""
+        ephemeral = ephemeral_ports()
+        risky = self.port in ephemeral
+        why = (
+            f"; it is in this machine's ephemeral port range ({ephemeral.start}-"
+            f"{ephemeral.stop - 1}), where a client's own connection can take it while the "
+            "broker is down: choose a port outside it (the default is 9092)"
+            if risky
+            else ""
+        )
+        if not port_is_free(self.host, self.port):
+            raise BrokerError(
+                f"port {self.port} on {self.host} is taken by another process: stop it, or "
+                f"choose another port with --port{why}"
+            )
+        if risky:
+            log.warning("the Kafka broker listens on port %d%s", self.port, why)
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
         from confluent_kafka import KafkaException

@@ -2,8 +2,9 @@
 acknowledgement, and only then let the caller ack the batch's input.
 
     outputs = stage.process(batch)            # pure: raw records in, Output records out
-    await deliverer.deliver(outputs)          # every output acknowledged, or an exception
+    sent = await deliverer.deliver(outputs)   # every output acknowledged, or an exception
     ack(batch)                                # Faust may now commit the input offsets
+    count(sent)                               # metrics count what reached the topics
 
 Produce errors are classified (`classify`), because a send that can never succeed must not be
 retried forever:
@@ -13,7 +14,8 @@ retried forever:
 - too large (the record exceeds the producer's or the topic's message limit): the stage's
   `shrink` callback returns a bounded replacement (the score stage turns it into a
   `too_large` dead letter with the original's size, sha256 and a prefix), which is sent
-  instead; a stage that cannot shrink a record gets a `FatalDeliveryError`;
+  instead, and `deliver` returns it in the original's place; a stage that cannot shrink a
+  record gets a `FatalDeliveryError`;
 - fatal (authorisation, a topic that does not exist, an invalid topic): `FatalDeliveryError`
   naming the topic and the setting to fix. The agent lets it escape, which stops the worker
   with a non-zero exit and without acking the batch, so nothing is committed past it.
@@ -157,21 +159,25 @@ class Deliverer:
             "or point the setting at a topic it may write; then restart the worker"
         )
 
-    async def deliver(self, outputs: Sequence[Output]) -> None:
-        """Send all `outputs`; return when all are acknowledged, raise FatalDeliveryError."""
-        pending = list(outputs)
+    async def deliver(self, outputs: Sequence[Output]) -> list[Output]:
+        """Send all `outputs` and return once all are acknowledged: the records delivered, in
+        the order given, each one that was too large replaced by the record sent in its place.
+        Raises FatalDeliveryError."""
+        delivered = list(outputs)
+        pending = list(range(len(delivered)))  # indexes into `delivered`
         delay = self._retry.first
         while pending:
             results = await asyncio.gather(
-                *(self._send(out) for out in pending), return_exceptions=True
+                *(self._send(delivered[i]) for i in pending), return_exceptions=True
             )
-            again: list[Output] = []
+            again: list[int] = []
             retriable = 0
-            for out, result in zip(pending, results, strict=True):
+            for i, result in zip(pending, results, strict=True):
                 if not isinstance(result, BaseException):
                     continue
                 if isinstance(result, asyncio.CancelledError):
                     raise result
+                out = delivered[i]
                 self._metrics.produce_errors.labels(topic=out.topic).inc()
                 if classify(result) is Disposition.TOO_LARGE:
                     # the broker refuses a whole producer batch when it is too large, so
@@ -179,8 +185,9 @@ class Deliverer:
                     result = await self._alone(out)
                     if result is None:
                         continue
-                again.append(await self._handle(out, result))
-                retriable += again[-1] is out
+                delivered[i] = await self._handle(out, result)
+                again.append(i)
+                retriable += delivered[i] is out
             if retriable:
                 log.error(
                     "%d of %d output records not acknowledged; retrying in %.1f s",
@@ -191,6 +198,7 @@ class Deliverer:
                 await self._sleep(delay)
                 delay = min(delay * 2, self._retry.maximum)
             pending = again
+        return delivered
 
     async def _alone(self, out: Output) -> BaseException | None:
         """Send one output by itself; None when acknowledged, else the error."""

@@ -1,4 +1,5 @@
-"""The Faust application: broker connection, serialisation and commit policy, nothing else.
+"""The Faust application: broker connection, serialisation, commit policy and isolation
+level, nothing else.
 
 Each worker process builds its own app with `create_app` and registers its agent on it: the
 score worker (`brandmon.stream.worker`) and the alert worker (`brandmon.alerts.worker`).
@@ -9,9 +10,39 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+import aiokafka
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from brandmon.kafka_io import READ_COMMITTED
 from brandmon.settings import Settings
+
+
+class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread, with a consumer that reads committed records only.
+
+    Faust asks for read_committed only in its exactly-once mode (`processing_guarantee`),
+    which brandmon does not use (its delivery is at-least-once, brandmon/batches.py), and
+    has no setting for the isolation level. So the consumer Faust builds gets it here, before
+    it starts: aiokafka hands `_isolation_level` to its fetcher in `start()`.
+    tests/test_faust_app.py checks that the consumer Faust builds reads committed records.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._isolation_level = READ_COMMITTED
+        return consumer
+
+
+class _ReadCommittedConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> _ReadCommittedThread:
+        return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class ReadCommittedTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport, whose consumer reads committed records only."""
+
+    Consumer = _ReadCommittedConsumer
 
 
 def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
@@ -42,7 +73,8 @@ def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLC
 def create_app(
     settings: Settings, app_id: str | None = None, web_port: int | None = None, **overrides: Any
 ) -> faust.App:
-    """A Faust app for brandmon's topics: raw bytes in and out, at-least-once commits."""
+    """A Faust app for brandmon's topics: raw bytes in and out, at-least-once commits, and
+    committed records only (a transactional producer's aborted records are never read)."""
     servers = ";".join(f"kafka://{s}" for s in settings.bootstrap_servers.split(","))
     conf: dict[str, Any] = {
         "broker": servers,
@@ -79,4 +111,6 @@ def create_app(
     conf.update(overrides)
     # Faust creates only the last level of its data directory
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return faust.App(app_id or settings.app_id, **conf)
+    app = faust.App(app_id or settings.app_id, **conf)
+    app.transport = ReadCommittedTransport(app.conf.broker_consumer, app)
+    return app

@@ -16,11 +16,35 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from brandmon.kafka_diagnosis import ConnectionReport, Failure
 from brandmon.settings import Settings
+
+#: The isolation level of every brandmon consumer (these, the Faust workers' in
+#: brandmon/faust_app.py, the control follower's and the notifier dispatcher's): records a
+#: transactional producer aborted, or has not committed yet, are never read, so they are
+#: never scored, counted in an alert or exported for labelling. librdkafka reads committed
+#: records by default, aiokafka (and so Faust) does not; every consumer says it explicitly.
+READ_COMMITTED = "read_committed"
 
 
 class BrokerUnreachableError(RuntimeError):
-    """No broker answered at the configured bootstrap servers."""
+    """No broker could be used at the configured bootstrap servers: none answered, or (the
+    subclasses) one answered and refused the connection's settings."""
+
+
+class BrokerAuthenticationError(BrokerUnreachableError):
+    """The broker refused the SASL authentication: mechanism, user or password, or a
+    listener without SASL."""
+
+
+class BrokerProtocolError(BrokerUnreachableError):
+    """Something answered, but not in the configured security protocol (PLAINTEXT, SSL,
+    SASL_*), or its TLS certificate does not verify."""
+
+
+class KafkaSettingsError(BrokerUnreachableError):
+    """librdkafka refused the connection settings before connecting (e.g. a SASL mechanism
+    it lacks, a CA file it cannot read)."""
 
 
 def _quiet(conf: dict[str, Any]) -> dict[str, Any]:
@@ -28,21 +52,70 @@ def _quiet(conf: dict[str, Any]) -> dict[str, Any]:
     return {**conf, "log_level": 2}
 
 
+def consumer_config(settings: Settings, conf: dict[str, Any]) -> dict[str, Any]:
+    """A confluent-kafka consumer's settings: the broker connection, committed records only,
+    librdkafka's own logging quiet, and `conf` (group.id, auto.offset.reset, ...)."""
+    return _quiet({**settings.confluent_config(), **conf, "isolation.level": READ_COMMITTED})
+
+
 def admin(settings: Settings) -> AdminClient:
     return AdminClient(_quiet(settings.confluent_config()))
 
 
+#: How often check_broker reads librdkafka's reports while it waits: a refusal that a retry
+#: cannot change (authentication, TLS) is reported at once, not when the time is up.
+CHECK_STEP_SECONDS = 1.0
+
+
 def check_broker(settings: Settings, timeout: float = 10.0) -> None:
-    """Raise BrokerUnreachableError naming the servers when no broker answers in `timeout`."""
+    """Return once a broker answers. Else raise the BrokerUnreachableError that names why:
+    a refused authentication or TLS handshake as soon as one is seen; no answer at all, or a
+    listener of another protocol, after `timeout` seconds."""
+    report = ConnectionReport()
     try:
-        meta = admin(settings).list_topics(timeout=timeout)
+        client = AdminClient({**settings.confluent_config(), **report.client_config()})
     except KafkaException as exc:
-        raise BrokerUnreachableError(
-            f"no Kafka broker answered at {settings.bootstrap_servers} within {timeout:.0f} s: "
-            "start one with `brandmon kafka start`, or set BRANDMON_BOOTSTRAP_SERVERS"
+        raise KafkaSettingsError(
+            f"the Kafka client refuses the connection settings ({exc.args[0].str()}): check "
+            "BRANDMON_SECURITY_PROTOCOL, BRANDMON_SASL_* and BRANDMON_SSL_*"
         ) from exc
+    deadline = time.monotonic() + timeout
+    while True:
+        step = min(CHECK_STEP_SECONDS, max(deadline - time.monotonic(), 0.1))
+        try:
+            meta = client.list_topics(timeout=step)
+            break
+        except KafkaException as exc:
+            client.poll(0)  # hands librdkafka's reports to `report`
+            failure = report.worst()
+            if (failure is not None and failure.final) or time.monotonic() >= deadline:
+                raise _broker_error(settings, failure, timeout) from exc
     if not meta.brokers:
         raise BrokerUnreachableError(f"no Kafka broker listed at {settings.bootstrap_servers}")
+
+
+def _broker_error(
+    settings: Settings, failure: Failure | None, timeout: float
+) -> BrokerUnreachableError:
+    servers, protocol = settings.bootstrap_servers, settings.security_protocol
+    if failure is None or failure.cause == "unreachable":
+        why = f" ({failure.reason})" if failure else ""
+        return BrokerUnreachableError(
+            f"no Kafka broker answered at {servers} within {timeout:.0f} s{why}: start one "
+            "with `brandmon kafka start`, or set BRANDMON_BOOTSTRAP_SERVERS"
+        )
+    if failure.cause == "authentication":
+        return BrokerAuthenticationError(
+            f"the Kafka broker at {servers} refused the SASL authentication ({failure.reason}): "
+            "check BRANDMON_SASL_MECHANISM, BRANDMON_SASL_USERNAME and BRANDMON_SASL_PASSWORD, "
+            f"and that the listener speaks BRANDMON_SECURITY_PROTOCOL={protocol}"
+        )
+    tls = ", and BRANDMON_SSL_CAFILE" if "SSL" in protocol else ""
+    return BrokerProtocolError(
+        f"something answered at {servers} but the {protocol} handshake failed "
+        f"({failure.reason}): check that BRANDMON_SECURITY_PROTOCOL is the protocol of the "
+        f"broker's listener (PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL){tls}"
+    )
 
 
 def ensure_topics(
@@ -188,12 +261,11 @@ def consume(
     `max_records`, or after `timeout` seconds in all. Without a group, nothing is committed
     (a read-only look)."""
     conf = {
-        **settings.confluent_config(),
         "group.id": group or f"brandmon-reader-{time.time_ns()}",
         "auto.offset.reset": "earliest" if from_beginning else "latest",
         "enable.auto.commit": group is not None,
     }
-    consumer = Consumer(_quiet(conf))
+    consumer = Consumer(consumer_config(settings, conf))
     consumer.subscribe(topics)
     seen = 0
     last = time.monotonic()

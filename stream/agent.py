@@ -5,6 +5,9 @@
       -> to_outputs(result)                     JSON bytes; a record that cannot be written
                                                 becomes a dead letter instead
       -> BatchLoop: deliver every output, then ack the batch (brandmon/batches.py)
+      -> ScoreOutputs.settle(result, delivered)  the result as delivered: a post whose record
+                                                was too large became a `too_large` letter
+      -> metrics                                each delivered record counted once
 
 Batches are eager (brandmon/batches.py): the next batch goes to the model as soon as it is
 free, with whatever is queued, up to max_batch and no more than the model scores in
@@ -41,7 +44,7 @@ from brandmon.batches import (
     topic_exists,
 )
 from brandmon.contracts.classifier import Classifier
-from brandmon.contracts.posts import ScoredPost
+from brandmon.contracts.posts import DeadLetter, ScoredPost
 from brandmon.contracts.records import RawRecord, bounded_dead_letter, dead_letter
 from brandmon.delivery import Deliverer, Output
 from brandmon.metrics import Metrics
@@ -108,6 +111,30 @@ class ScoreOutputs:
             value = letter.model_dump_json().encode()
             outputs.append(self._output(self.dlq_topic, _dlq_key(record), value, record))
         return outputs
+
+    def settle(self, result: BatchResult, delivered: Sequence[Output]) -> None:
+        """Make `result` say what `delivered` holds (its outputs as acknowledged), so each
+        record is counted as what reached the topics: a scored or shadow record the broker
+        refused as too large, and whose `too_large` dead letter was sent instead (`shrink`),
+        leaves `result.scored` (or `result.shadow`), and its dead letter joins `result.dead`.
+        """
+        sent = {(out.topic, out.source) for out in delivered}
+        lettered = {record.source for record, _ in result.dead}
+        result.scored[:] = [
+            (record, post)
+            for record, post in result.scored
+            if (self.scored_topic, record.source) in sent
+        ]
+        result.shadow[:] = [
+            (record, pair)
+            for record, pair in result.shadow
+            if (self.shadow_topic, record.source) in sent
+        ]
+        result.dead.extend(
+            (out.origin, DeadLetter.model_validate_json(out.value))
+            for out in delivered
+            if out.topic == self.dlq_topic and out.source not in lettered
+        )
 
     def _shadow(
         self, result: BatchResult, written: list[tuple[RawRecord, ScoredPost]]
@@ -205,7 +232,7 @@ class ScoreAgent:
         records = [to_raw(event) for event in events]
         loop = asyncio.get_running_loop()
         result, outputs = await loop.run_in_executor(self._executor, self._score, records)
-        return Prepared(outputs, after_ack=lambda: self._account(result))
+        return Prepared(outputs, after_ack=lambda delivered: self._account(result, delivered))
 
     def _score(self, records: list[RawRecord]) -> tuple[BatchResult, list[Output]]:
         result = self.scorer.score(records)
@@ -217,8 +244,10 @@ class ScoreAgent:
     def _time(self, stage: str, seconds: float) -> None:
         self.metrics.batch_stage_seconds.labels(stage=stage).observe(seconds)
 
-    def _account(self, result: BatchResult) -> None:
-        """Counters for a delivered batch (after its records are acknowledged)."""
+    def _account(self, result: BatchResult, delivered: Sequence[Output]) -> None:
+        """Counters for a delivered batch (after its records are acknowledged): each record
+        once, as what it was delivered as."""
+        self.outputs.settle(result, delivered)
         now = time.time()
         for record, post in result.scored:
             self.metrics.posts_scored.labels(label=post.label or "unscored").inc()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -65,6 +66,24 @@ def plan_micro_batches(lengths: Sequence[int], most: int, call_cost: float) -> l
 
 class ProviderUnavailableError(RuntimeError):
     """A GPU execution provider was asked for but this onnxruntime build or machine lacks it."""
+
+
+#: How ONNX Runtime words a failure: "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model
+#: from PATH failed:WHY", where WHY may start with the C++ source location of the failed check
+#: ("/onnxruntime_src/.../model_load_utils.h:46 void onnxruntime::...(...) ").
+_ORT_ERROR = re.compile(
+    r"\[ONNXRuntimeError\] : \d+ : (?P<code>\w+) : (?:Load model from .*? failed:)?(?P<why>.*)",
+    re.DOTALL,
+)
+_CPP_LOCATION = re.compile(r"^/\S+:\d+ .*?\) ")
+
+
+def ort_reason(exc: Exception) -> str:
+    """ONNX Runtime's error as "CODE: why", without the path it repeats or C++ locations."""
+    found = _ORT_ERROR.search(str(exc))
+    if found is None:
+        return str(exc)
+    return f"{found['code']}: {_CPP_LOCATION.sub('', found['why'].strip())}"
 
 
 def select_providers(provider: str, available: Sequence[str]) -> list[str]:
@@ -130,11 +149,16 @@ class OnnxClassifier:
             raise ManifestError(f"{model_file} is listed in the manifest but missing")
         self.model_file = model_file
         self.provider = providers[0]
-        self._session = ort.InferenceSession(
-            str(model_file),
-            sess_options=_session_options(self.threads, spinning),
-            providers=providers,
-        )
+        try:
+            self._session = ort.InferenceSession(
+                str(model_file),
+                sess_options=_session_options(self.threads, spinning),
+                providers=providers,
+            )
+        except Exception as exc:  # ONNX Runtime's errors share no base class below Exception
+            raise ManifestError(
+                f"{model_file}: ONNX Runtime cannot load it: {ort_reason(exc)}"
+            ) from exc
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = _load_tokenizer(model_dir, self.manifest)
         self._pad_id = self._tokenizer.padding["pad_id"] if self._tokenizer.padding else 0
@@ -213,7 +237,10 @@ def _load_tokenizer(model_dir: Path, manifest: ModelManifest):  # type: ignore[n
     path = model_dir / TOKENIZER_NAME
     if not path.is_file():
         raise ManifestError(f"{path} is missing: the model folder needs its fast tokenizer")
-    tokenizer = Tokenizer.from_file(str(path))
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # the tokenizers library raises a bare Exception
+        raise ManifestError(f"{path}: the tokenizer cannot be read: {exc}") from exc
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length=manifest.max_length)
     return tokenizer
@@ -221,6 +248,14 @@ def _load_tokenizer(model_dir: Path, manifest: ModelManifest):  # type: ignore[n
 
 def _canonical_columns(manifest: ModelManifest) -> list[int]:
     return [CANONICAL_LABELS.index(label) for label in manifest.canonical_labels]
+
+
+def check_provider(settings: Settings) -> None:
+    """ProviderUnavailableError when this machine lacks the provider the settings ask for (a
+    start-up check of its own, so that it is not reported as a broken model)."""
+    import onnxruntime as ort
+
+    select_providers(settings.execution_provider, ort.get_available_providers())
 
 
 def classifier_for(settings: Settings) -> OnnxClassifier:

@@ -97,7 +97,8 @@ def kafka_status(home: HomeOpt = Path(".brandmon/kafka"), port: PortOpt = 9092) 
 def worker() -> None:
     """Run the score worker: posts -> posts.scored (and posts.dlq), until SIGTERM.
 
-    The alert aggregator is a separate process: `brandmon alerts worker`.
+    The alert aggregator is a separate process: `brandmon alerts worker`. Exits 65 when the
+    model folder fails its start-up check, 2 on invalid settings, 1 when no broker answers.
 
     Configured by BRANDMON_* variables (see README): BRANDMON_BOOTSTRAP_SERVERS,
     BRANDMON_MODEL_PATH, BRANDMON_EXECUTION_PROVIDER, BRANDMON_MAX_BATCH, ...
@@ -107,8 +108,9 @@ def worker() -> None:
     from brandmon.contracts.manifest import ManifestError
     from brandmon.kafka_io import BrokerUnreachableError
     from brandmon.stream.classifier import ProviderUnavailableError
-    from brandmon.stream.rollout import ChallengerError
-    from brandmon.stream.worker import run_worker
+    from brandmon.stream.rollout import ModelFolderError
+    from brandmon.stream.routing import RegistryError
+    from brandmon.stream.worker import EXIT_BAD_MODEL, run_worker
 
     settings = _settings()
     logging.basicConfig(
@@ -116,12 +118,11 @@ def worker() -> None:
     )
     try:
         run_worker(settings)
-    except (
-        ManifestError,
-        ProviderUnavailableError,
-        BrokerUnreachableError,
-        ChallengerError,
-    ) as exc:
+    except (ModelFolderError, ManifestError, RegistryError) as exc:
+        # one line, whatever the library under the check wrote
+        message = " ".join(str(exc).split())
+        raise _fail(f"brandmon worker cannot start: {message}", EXIT_BAD_MODEL) from exc
+    except (ProviderUnavailableError, BrokerUnreachableError) as exc:
         raise _fail(f"brandmon worker cannot start: {exc}") from exc
 
 

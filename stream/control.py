@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from brandmon.broker_probe import aiokafka_config
 from brandmon.contracts.manifest import ManifestError, resolve_model_folder
-from brandmon.kafka_io import JsonProducer, ensure_topics
+from brandmon.kafka_io import READ_COMMITTED, JsonProducer, ensure_topics
 from brandmon.settings import ChallengerMode, Settings
 from brandmon.stream.rollout import ModelRollout
 
@@ -181,6 +181,7 @@ class ControlFollower:
             enable_auto_commit=False,
             group_id=None,
             auto_offset_reset="earliest",
+            isolation_level=READ_COMMITTED,
         )
         await consumer.start()
         try:

@@ -9,6 +9,9 @@
                                   starts, so the swap falls between batches and no batch is
                                   ever scored by two models; nothing is dropped or rescored
     rollback                      the same promotion, of the folder active before
+    load_champion                 the same checks when the worker starts, on
+                                  BRANDMON_MODEL_PATH (load_challenger: on
+                                  BRANDMON_CHALLENGER_PATH): a refused folder stops it
 
 A refused model changes nothing but `brandmon_model_promotions_total{outcome}` and the
 `last_promotion` that /ready reports; it never stops the worker nor makes /ready fail.
@@ -103,7 +106,9 @@ def validate_model(folder: Path, loader: Loader) -> Classifier:
         )
     try:
         classifier = loader(folder)
-    except Exception as exc:  # any load failure (ONNX, tokenizer, provider) refuses the model
+    except ManifestError as exc:  # its message names the file and why
+        raise ModelRejected(LOAD_FAILED, str(exc)) from exc
+    except Exception as exc:  # any other load failure (ONNX, provider) refuses the model
         raise ModelRejected(LOAD_FAILED, f"{folder} does not load: {exc}") from exc
     smoke_test(classifier)
     return classifier
@@ -343,8 +348,30 @@ class ModelRollout:
         self._shown = labels
 
 
-class ChallengerError(ValueError):
+class ModelFolderError(ValueError):
+    """A model folder the settings name (BRANDMON_MODEL_PATH, BRANDMON_CHALLENGER_PATH) is not
+    usable: the worker does not start, and `brandmon worker` exits with EXIT_BAD_MODEL."""
+
+
+class ChallengerError(ModelFolderError):
     """BRANDMON_CHALLENGER_PATH names no usable model: the worker does not start."""
+
+
+def _refused(variable: str, folder: Path, rejected: ModelRejected) -> str:
+    return f"{variable} {folder} refused ({rejected.outcome}): {rejected.detail}"
+
+
+def load_champion(settings: Settings, loader: Loader) -> tuple[Path, Classifier]:
+    """The folder BRANDMON_MODEL_PATH names (a symlink or pointer file followed) and its
+    classifier, checked as a promotion checks a folder; ModelFolderError when it fails."""
+    try:
+        folder = resolve_model_folder(settings.resolved_model_path)
+    except ManifestError as exc:
+        raise ModelFolderError(f"BRANDMON_MODEL_PATH: {exc}") from exc
+    try:
+        return folder, validate_model(folder, loader)
+    except ModelRejected as exc:
+        raise ModelFolderError(_refused("BRANDMON_MODEL_PATH", folder, exc)) from exc
 
 
 def validate_challenger(folder: Path, loader: Loader, champion: Classifier) -> Classifier:
@@ -384,7 +411,5 @@ def load_challenger(
     try:
         classifier = validate_challenger(folder, loader, champion)
     except ModelRejected as exc:
-        raise ChallengerError(
-            f"BRANDMON_CHALLENGER_PATH {folder} refused ({exc.outcome}): {exc.detail}"
-        ) from exc
+        raise ChallengerError(_refused("BRANDMON_CHALLENGER_PATH", folder, exc)) from exc
     return Challenger(classifier, settings.challenger_mode, settings.challenger_share, folder)

@@ -11,9 +11,10 @@ SIGHUP (stream/control.py), validated off the event loop and swapped between bat
 (stream/rollout.py). BRANDMON_CHALLENGER_PATH adds a challenger model beside it, in shadow
 or split mode (stream/challenger.py), validated at start like a promoted model.
 
-Start-up fails fast, with a message that names the problem, when the model folder (or the
-challenger's) is missing or broken, when a GPU provider is asked for and absent, or when no
-broker answers.
+Start-up fails fast, with a message that names the problem, when a GPU provider is asked
+for and absent, when no broker answers, or when the model folder (or the challenger's) fails
+the checks of a promotion (stream/rollout.py): then `brandmon worker` prints one line naming
+the file and what is wrong, and exits with EXIT_BAD_MODEL.
 SIGTERM/SIGINT stop the worker cleanly: the batch in hand gets stop_grace_seconds to be
 delivered and committed. A fatal delivery error or a bug ends the process with exit code 70
 without committing past the last delivered record (brandmon/batches.py).
@@ -34,13 +35,17 @@ from brandmon.kafka_io import check_broker, ensure_topics
 from brandmon.metrics import Metrics
 from brandmon.settings import Settings
 from brandmon.stream.agent import ScoreAgent
-from brandmon.stream.classifier import classifier_for, loader_for
+from brandmon.stream.classifier import check_provider, loader_for
 from brandmon.stream.control import ControlFollower, ensure_control_topic, install_sighup
-from brandmon.stream.rollout import ModelRollout, load_challenger
+from brandmon.stream.rollout import ModelRollout, load_challenger, load_champion
 from brandmon.stream.routing import router_for
 from brandmon.web import Health, add_health
 
 log = logging.getLogger(__name__)
+
+#: Exit status of `brandmon worker` when a model folder fails its start-up check (sysexits'
+#: EX_DATAERR): a restart cannot help until the folder is fixed.
+EXIT_BAD_MODEL = 65
 
 
 @dataclass
@@ -56,19 +61,22 @@ class Worker:
 
 
 def build_worker(settings: Settings, classifier: Classifier | None = None) -> Worker:
-    """Load the model, check the broker, declare topics and wire agents and pages."""
+    """Check and load the model, check the broker, declare topics and wire agents and pages."""
     metrics = Metrics(max_brand_series=settings.max_brand_series)
-    folder = resolve_model_folder(settings.resolved_model_path)
+    loader = loader_for(settings)
     if classifier is None:
-        classifier = classifier_for(settings)
-    challenger = load_challenger(settings, loader_for(settings), folder, classifier)
+        check_provider(settings)
+        folder, classifier = load_champion(settings, loader)
+    else:
+        folder = resolve_model_folder(settings.resolved_model_path)
+    challenger = load_challenger(settings, loader, folder, classifier)
     check_broker(settings)
     ensure_topics(settings, _topics(settings))
     ensure_control_topic(settings)
-    router = router_for(settings, metrics, loader_for(settings))
+    router = router_for(settings, metrics, loader)
     app = create_app(settings)
     score = ScoreAgent(app, settings, metrics, classifier, router=router)
-    rollout = ModelRollout(score.scorer, metrics, folder, loader_for(settings))
+    rollout = ModelRollout(score.scorer, metrics, folder, loader)
     rollout.set_challenger(challenger)
     worker = Worker(settings, metrics, classifier, app, score, rollout)
     follower = ControlFollower(settings, rollout)
@@ -104,9 +112,10 @@ def _topics(settings: Settings) -> list[str]:
     ]
 
 
-def run_worker(settings: Settings) -> None:
-    """Run until SIGTERM/SIGINT; raises before starting when the model or broker is missing."""
-    worker = build_worker(settings)
+def run_worker(settings: Settings, classifier: Classifier | None = None) -> None:
+    """Run until SIGTERM/SIGINT; raises before starting when the model or broker is missing.
+    `classifier` replaces the model's (tests run the worker on a fake one)."""
+    worker = build_worker(settings, classifier)
     log.info(
         "worker %s: model %s on %s, batches of up to %d within %.3f s",
         settings.app_id,

@@ -2,7 +2,8 @@
 process running the real `brandmon worker` command.
 
 The broker is started once per session from the Maven Central jars (brandmon.broker) on a free
-loopback port, or taken from BRANDMON_TEST_BOOTSTRAP when that is set. With
+loopback port outside the ephemeral range (brandmon.broker.free_port, as every server a test
+starts), or taken from BRANDMON_TEST_BOOTSTRAP when that is set. With
 BRANDMON_TEST_DOCKER=1 and a Docker engine, pytest-docker starts the compose file's broker.
 BRANDMON_TEST_KAFKA_VERSION (e.g. 4.x) picks the Kafka release of that session broker.
 

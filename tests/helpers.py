@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from brandmon.kafka_io import Record, consume
+from brandmon.kafka_io import Record, consume, consumer_config
 from brandmon.settings import Settings
 
 #: A worker on 2 busy cores takes 5-20 s to load the model, join the group and get partitions.
@@ -53,7 +53,8 @@ class WorkerProcess:
     """`brandmon worker` in a child process with its own environment and log file.
 
     `command` and `port_var` run another brandmon worker command, e.g. the alert worker:
-    `WorkerProcess(env, log, command=ALERT_WORKER, port_var="BRANDMON_ALERTS_WEB_PORT")`.
+    `WorkerProcess(env, log, command=ALERT_WORKER, port_var="BRANDMON_ALERTS_WEB_PORT")`;
+    `module` runs another entry point than brandmon's CLI (`python -m module *command`).
     """
 
     def __init__(
@@ -62,18 +63,21 @@ class WorkerProcess:
         log_path: Path,
         command: tuple[str, ...] = ("worker",),
         port_var: str = "BRANDMON_WEB_PORT",
+        module: str = "brandmon.cli",
     ) -> None:
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
         self.command = command
+        self.module = module
         self.port = int(env[port_var])
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        require_mark(f"`brandmon {' '.join(self.command)}`", "kafka")
+        program = "brandmon" if self.module == "brandmon.cli" else f"python -m {self.module}"
+        require_mark(f"`{' '.join([program, *self.command])}`", "kafka")
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "brandmon.cli", *self.command],
+            [sys.executable, "-m", self.module, *self.command],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -98,16 +102,23 @@ class WorkerProcess:
         raise AssertionError(f"worker not ready after {timeout} s:\n{self.log()[-4000:]}")
 
     def metric(self, name: str, **labels: str) -> float | None:
+        """The value of the first sample of `name` with these labels (among others)."""
+        for sample_labels, value in self.samples(name):
+            if all(sample_labels.get(k) == v for k, v in labels.items()):
+                return value
+        return None
+
+    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """(labels, value) of every sample of `name` on /metrics."""
         from prometheus_client.parser import text_string_to_metric_families
 
         body = httpx.get(self.url("/metrics"), timeout=5).text
-        for family in text_string_to_metric_families(body):
-            for sample in family.samples:
-                if sample.name == name and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    return float(sample.value)
-        return None
+        return [
+            (sample.labels, float(sample.value))
+            for family in text_string_to_metric_families(body)
+            for sample in family.samples
+            if sample.name == name
+        ]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -427,15 +438,12 @@ class TopicIds:
         self.ids: set[str] = set()
         self.records = 0
         self.partitions: Counter[int] = Counter()
-        self._consumer = Consumer(
-            {
-                **settings.confluent_config(),
-                "group.id": f"brandmon-test-reader-{time.time_ns()}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "log_level": 2,
-            }
-        )
+        conf = {
+            "group.id": f"brandmon-test-reader-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+        self._consumer = Consumer(consumer_config(settings, conf))
         self._consumer.subscribe([topic])
 
     def poll(self, seconds: float = 0.5) -> int:

@@ -1,8 +1,12 @@
 """The local Kafka broker (brandmon.broker) of each supported release: version names, the POM
-and jar cache per version, and a real start / produce / consume / restart / stop cycle."""
+and jar cache per version, ports outside the ephemeral range, and a real start / produce /
+consume / restart / stop cycle."""
 
 from __future__ import annotations
 
+import logging
+import random
+import socket
 import uuid
 from pathlib import Path
 
@@ -14,6 +18,7 @@ from brandmon.broker import (
     KAFKA_VERSION,
     BrokerError,
     LocalBroker,
+    ephemeral_ports,
     free_port,
     jar_cache,
     pom_path,
@@ -80,6 +85,57 @@ def test_cli_names_an_unsupported_version(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "5.0.0" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("32768\t60999\n", range(32768, 61000)),
+        ("1024 65535", range(1024, 65536)),
+        ("not a range", range(32768, 65536)),  # unreadable: Linux's and IANA's ranges
+    ],
+)
+def test_the_ephemeral_range_is_read_from_the_kernel(
+    content: str, expected: range, tmp_path: Path
+) -> None:
+    source = tmp_path / "ip_local_port_range"
+    source.write_text(content)
+    assert ephemeral_ports(source) == expected
+    assert ephemeral_ports(tmp_path / "missing") == range(32768, 65536)
+
+
+def test_chosen_ports_are_free_and_outside_the_ephemeral_range() -> None:
+    """A client's source port can never be a chosen server port (issue 19: a client retrying
+    127.0.0.1:39092 connected to itself and the broker could not start again there)."""
+    ephemeral = ephemeral_ports()
+    ports = {free_port() for _ in range(50)}
+    assert not any(port in ephemeral for port in ports), sorted(ports)
+    assert all(port_is_free("127.0.0.1", port) and port >= 10000 for port in ports)
+    # a range that leaves only the top of the port space: the ports come from there
+    rng = random.Random(7)
+    assert all(free_port(ephemeral=range(10000, 65000), rng=rng) >= 65000 for _ in range(20))
+
+
+def test_no_port_outside_the_ephemeral_range_is_an_error_that_says_what_to_do() -> None:
+    with pytest.raises(BrokerError, match="ip_local_port_range"):
+        free_port(ephemeral=range(1024, 65536))
+
+
+def test_a_broker_port_in_the_ephemeral_range_is_named_as_the_risk_it_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # the kernel's pick: in the ephemeral range
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(BrokerError, match=f"port {port} .* taken .* ephemeral port range"):
+            LocalBroker(home=tmp_path, port=port, jars=tmp_path).start()
+
+    free = next(p for p in ephemeral_ports() if port_is_free("127.0.0.1", p))
+    broker = LocalBroker(home=tmp_path, port=free, jars=tmp_path)
+    with caplog.at_level(logging.WARNING, logger="brandmon.broker"):
+        broker._check_port()
+    assert f"port {free}; it is in this machine's ephemeral port range" in caplog.text
 
 
 def _round_trip(bootstrap: str) -> None:

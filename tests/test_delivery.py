@@ -130,8 +130,10 @@ def test_a_record_too_large_for_its_topic_is_replaced_by_the_stage_shrink() -> N
         return Output("dlq", None, b"cut", origin=out.origin)
 
     big = Output("scored", None, b"x" * 100, origin="posts/0/7")
-    run(deliverer(broker, shrink=shrink).deliver([Output("scored", None, b"ok"), big]))
+    delivered = run(deliverer(broker, shrink=shrink).deliver([Output("scored", None, b"ok"), big]))
     assert sorted((o.topic, o.value) for o in broker.acked) == [("dlq", b"cut"), ("scored", b"ok")]
+    # what was delivered, in the order given: the cut record in the place of the large one
+    assert [(o.topic, o.value) for o in delivered] == [("scored", b"ok"), ("dlq", b"cut")]
 
 
 def test_records_that_only_shared_a_batch_with_a_large_one_are_sent_again_alone() -> None:

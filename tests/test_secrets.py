@@ -204,6 +204,7 @@ def test_test_notify_output_shows_no_secret() -> None:
     with Recorder(default_status=500) as pagerduty, Recorder(default_status=403) as slack:
         env = {
             "BRANDMON_ALERTS__ALLOW_INSECURE_HTTP": "true",
+            "BRANDMON_ALERTS__NOTIFIER_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
             "BRANDMON_ALERTS__PAGERDUTY_URL": pagerduty.url("/v2/enqueue"),
             "BRANDMON_ALERTS__PAGERDUTY_ROUTING_KEY": ROUTING_KEY,
             "BRANDMON_ALERTS__SLACK_WEBHOOK_URL": slack.url(SLACK_PATH),

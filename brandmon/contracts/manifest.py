@@ -126,7 +126,16 @@ def load_manifest(model_dir: Path) -> ModelManifest:
     try:
         return ModelManifest.model_validate(raw)
     except ValidationError as exc:
-        raise ManifestError(f"{path} is not a valid manifest: {exc}") from exc
+        raise ManifestError(f"{path} is not a valid manifest: {_problems(exc)}") from exc
+
+
+def _problems(exc: ValidationError) -> str:
+    """Each problem as "field: what is wrong", on one line (no input value quoted)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'manifest'}: "
+        + str(error["msg"]).removeprefix("Value error, ")
+        for error in exc.errors(include_url=False, include_input=False)
+    )
 
 
 def verify_files(model_dir: Path, manifest: ModelManifest) -> list[str]:

@@ -90,6 +90,7 @@ def test_spike_one_trigger_kill_restart_one_resolve(
             "BRANDMON_ALERTS_WEB_PORT": str(free_port()),
             "BRANDMON_ALERTS__WEBHOOK_URL": hook.url("/hook"),
             "BRANDMON_ALERTS__ALLOW_INSECURE_HTTP": "true",
+            "BRANDMON_ALERTS__NOTIFIER_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
         }
         # a negative-share spike at the brand's usual volume: one incident of the share rule
         # (a doubled volume would also open a mention-surge incident, tests/alerts/test_surge.py)

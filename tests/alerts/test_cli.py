@@ -12,8 +12,11 @@ from tests.alerts.harness import alerts_app
 from tests.alerts.recorder import Recorder
 
 runner = CliRunner()
-#: The Recorder serves plain http on 127.0.0.1.
-LOCAL = {"BRANDMON_ALERTS__ALLOW_INSECURE_HTTP": "true"}
+#: The Recorder serves plain http on 127.0.0.1, a loopback address: both allowed here.
+LOCAL = {
+    "BRANDMON_ALERTS__ALLOW_INSECURE_HTTP": "true",
+    "BRANDMON_ALERTS__NOTIFIER_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+}
 
 
 @pytest.fixture(autouse=True)
@@ -71,6 +74,34 @@ def test_test_notify_refuses_plain_http_without_the_setting() -> None:
     assert "BRANDMON_ALERTS__WEBHOOK_URL: webhook_url must be an https:// URL" in result.output
     assert "BRANDMON_ALERTS__ALLOW_INSECURE_HTTP=true" in result.output
     assert "s3cr3t" not in result.output and "Traceback" not in result.output
+
+
+def test_test_notify_refuses_a_loopback_url_without_the_setting() -> None:
+    with Recorder() as rec:
+        env = {
+            "BRANDMON_ALERTS__ALLOW_INSECURE_HTTP": "true",
+            "BRANDMON_ALERTS__WEBHOOK_URL": rec.url("/hook/WEBHOOKs3cr3tABC"),
+        }
+        result = runner.invoke(alerts_app(), ["alerts", "test-notify"], env=env)
+    assert result.exit_code == 2, result.output
+    assert "BRANDMON_ALERTS__WEBHOOK_URL: its host 127.0.0.1 is a loopback address" in (
+        result.output
+    )
+    assert "BRANDMON_ALERTS__NOTIFIER_ALLOWED_NETWORKS" in result.output
+    assert "s3cr3t" not in result.output
+    assert rec.requests == []
+
+
+def test_test_notify_refuses_a_metadata_address_even_in_an_allowed_network() -> None:
+    env = {
+        "BRANDMON_ALERTS__SLACK_WEBHOOK_URL": "https://169.254.169.254/latest/meta-data",
+        "BRANDMON_ALERTS__NOTIFIER_ALLOWED_NETWORKS": '["169.254.0.0/16"]',
+    }
+    result = runner.invoke(alerts_app(), ["alerts", "test-notify"], env=env)
+    assert result.exit_code == 2, result.output
+    assert "BRANDMON_ALERTS__SLACK_WEBHOOK_URL: its host 169.254.169.254 is a cloud metadata" in (
+        result.output
+    )
 
 
 def test_scenarios_prints_json() -> None:

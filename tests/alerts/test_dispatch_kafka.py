@@ -139,6 +139,7 @@ def test_pages_survive_a_90_second_outage_and_a_restart(
         env = {
             "BRANDMON_ALERTS__WEBHOOK_URL": hook.url(SECRET_PATH),
             "BRANDMON_ALERTS__ALLOW_INSECURE_HTTP": "true",
+            "BRANDMON_ALERTS__NOTIFIER_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
             "BRANDMON_ALERTS__NOTIFIER_BACKOFF_INITIAL_SECONDS": "0.2",
             "BRANDMON_ALERTS__NOTIFIER_BACKOFF_MAX_SECONDS": "3",
             "BRANDMON_TOPIC_ALERTS_DLQ": f"{settings.topic_alerts}.dlq",

@@ -300,6 +300,7 @@ def test_test_notify_tries_every_channel_whatever_its_minimum() -> None:
     with Recorder() as pagerduty:
         env = {
             "BRANDMON_ALERTS__ALLOW_INSECURE_HTTP": "true",
+            "BRANDMON_ALERTS__NOTIFIER_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
             "BRANDMON_ALERTS__PAGERDUTY_URL": pagerduty.url("/v2/enqueue"),
             "BRANDMON_ALERTS__PAGERDUTY_ROUTING_KEY": "rk-test",
             "BRANDMON_ALERTS__PAGERDUTY_MIN_SEVERITY": "critical",

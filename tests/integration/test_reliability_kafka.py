@@ -1,6 +1,7 @@
 """Nothing lost, nothing stuck (issue 8), on the real broker with the real `brandmon worker`:
 poison records between valid posts on one partition, records too large for their topic,
-and a stop while records are in hand."""
+and a stop while records are in hand. And each record counted once, as what it was
+delivered as (issue 19)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,22 @@ import base64
 import hashlib
 import json
 import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
+from brandmon.broker import free_port
+from brandmon.contracts.records import PARSE_REASONS
 from brandmon.kafka_io import JsonProducer, admin
 from brandmon.settings import Settings
 from brandmon.web import measure_lag
 from tests.conftest import KAFKA_TEST_VERSIONS
-from tests.helpers import post, read_topic, values
+from tests.helpers import WorkerProcess, post, read_topic, values
+from tests.integration.poison_worker import POISON
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -162,3 +169,102 @@ def test_a_fresh_worker_on_poisoned_history_scores_it_all(test_settings, worker_
     assert sorted(p["id"] for p in scored) == sorted(p["id"] for p in valid)
     wait_committed(test_settings, len(items))
     assert worker.alive()
+
+
+def one_record_per_reason() -> dict[str, bytes | None]:
+    """A record for each reason the score worker dead-letters with, by reason; all but
+    `unserializable` (a scored record that cannot be written as JSON), which no input
+    reaches: parsing refuses the lone surrogates that would cause it
+    (tests/stream/test_prediction_metrics.py builds one by hand)."""
+    valid = post(0, lang="en")
+    return {
+        "empty_value": None,
+        "invalid_utf8": b"\xff\xfe\xfd",
+        "too_deep": b"[" * 200,
+        "invalid_json": b"not json",
+        "invalid_number": _with(valid, b'"n": NaN'),
+        "not_an_object": b"[1, 2, 3]",
+        "missing_field": _json({k: v for k, v in valid.items() if k != "text"}),
+        "invalid_field": _json({**valid, "created_at": "not a time"}),
+        "invalid_unicode": _with(valid, b'"text": "half an emoji \\ud83d"'),
+        "empty_text": _json({**valid, "text": "\u200b\u200d\ufeff"}),
+        "control_character": _json({**valid, "brand": "acme\nFORGED log line"}),
+        "time_out_of_range": _json({**valid, "created_at": "9999-12-31T23:59:59-05:00"}),
+        # valid, but its scored record exceeds the scored topic's 100 kB
+        "too_large": _json(post(1, text="a" * 150_000, lang="en")),
+        # valid, but the model raises on it (tests/integration/poison_worker.py)
+        "inference_failed": _json(post(2, text=f"a {POISON} pill", lang="en")),
+    }
+
+
+@pytest.fixture
+def poison_worker(
+    topic_env: dict[str, str], tiny_model_dir: Path, tmp_path: Path
+) -> Iterator[WorkerProcess]:
+    """`brandmon worker` on the fake classifier that raises on POISON (not started yet)."""
+    env = {
+        **topic_env,
+        "BRANDMON_MODEL_PATH": str(tiny_model_dir),
+        "BRANDMON_WEB_PORT": str(free_port()),
+    }
+    worker = WorkerProcess(
+        env, tmp_path / "poison-worker.log", command=(), module="tests.integration.poison_worker"
+    )
+    yield worker
+    worker.kill()
+
+
+def counted(worker: WorkerProcess, name: str, *labels: str) -> Counter[tuple[str, ...]]:
+    """The worker's counter `name` by the values of `labels` (series at zero left out)."""
+    return Counter(
+        {
+            tuple(sample[label] for label in labels): value
+            for sample, value in worker.samples(name)
+            if value
+        }
+    )
+
+
+def test_counters_match_the_records_on_the_topics(test_settings, poison_worker):
+    """Valid posts (one of them unscored: no model reads its language) between records that
+    end in every dead-letter reason: brandmon_posts_scored_total{label},
+    brandmon_posts_dlq_total{reason} and brandmon_predictions_total count exactly the records
+    on posts.scored and posts.dlq, each once, as what it was delivered as (issue 19)."""
+    create_topics(test_settings)
+    poison_worker.start()
+    poison_worker.wait_ready()
+    dead_ends = one_record_per_reason()
+    assert set(dead_ends) == {*PARSE_REASONS, "too_large", "inference_failed"}
+    unscored = post(999, text="Je déteste ce service, le colis est arrivé cassé", lang="fr")
+    valid = [post(100 + i, lang="en") for i in range(len(dead_ends))]
+    items = [_json(unscored)]
+    for value, good in zip(dead_ends.values(), valid, strict=True):
+        items += [value, _json(good)]
+    produce(test_settings, items)
+
+    posts = [unscored, *valid]
+    scored = values(read_topic(test_settings, test_settings.topic_scored, expected=len(posts)))
+    dead = values(read_topic(test_settings, test_settings.topic_dlq, expected=len(dead_ends)))
+    assert sorted(p["id"] for p in scored) == sorted(p["id"] for p in posts)
+    assert sorted(d["reason"] for d in dead) == sorted(dead_ends)
+
+    on_topics = {
+        "brandmon_posts_scored_total": Counter((p["label"] or "unscored",) for p in scored),
+        "brandmon_posts_dlq_total": Counter((d["reason"],) for d in dead),
+        "brandmon_predictions_total": Counter(
+            (p["brand"], p["label"], p["model_version"]) for p in scored if p["label"]
+        ),
+    }
+    assert on_topics["brandmon_posts_scored_total"][("unscored",)] == 1
+    labels = {
+        "brandmon_posts_scored_total": ("label",),
+        "brandmon_posts_dlq_total": ("reason",),
+        "brandmon_predictions_total": ("brand", "label", "model_version"),
+    }
+    deadline = time.monotonic() + 30  # counted after the ack, a moment after the records land
+    while True:
+        on_metrics = {name: counted(poison_worker, name, *labels[name]) for name in labels}
+        if on_metrics == on_topics or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert on_metrics == on_topics

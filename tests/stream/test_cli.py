@@ -85,7 +85,7 @@ def test_unreachable_broker_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_worker_names_a_missing_model_folder(tmp_path: Path) -> None:
     missing = tmp_path / "no-model"
     result = run("worker", env={"BRANDMON_MODEL_PATH": str(missing)})
-    assert result.exit_code == 1
+    assert result.exit_code == 65  # a model folder that fails its start-up check
     assert str(missing) in result.output and "brandmon export" in result.output
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
 from prometheus_client import CollectorRegistry
 
 from brandmon.contracts.classifier import Probabilities
@@ -94,7 +96,7 @@ def events(posts: Sequence[tuple[str, str]], start: int = 0) -> list[Event]:
 def score_and_ack(agent: ScoreAgent, batch: list[Event], ack: bool = True) -> None:
     prepared = asyncio.run(agent.prepare(batch))  # type: ignore[arg-type]
     if ack:
-        prepared.after_ack()
+        prepared.after_ack(prepared.outputs)  # every output delivered as it is
 
 
 def predictions(metrics: Metrics, brand: str, label: str, version: str) -> float:
@@ -226,3 +228,35 @@ def test_a_post_that_cannot_be_written_is_dead_lettered_and_not_counted_as_score
     # the metrics read result.scored after the ack: the dead-lettered post is not in it
     assert [post.id for _, post in result.scored] == ["ok"]
     assert [letter.reason for _, letter in result.dead] == ["unserializable"]
+
+
+def test_a_post_whose_record_was_too_large_is_counted_once_as_a_too_large_dead_letter() -> None:
+    """The broker refuses the scored record of the long post; the deliverer sends its
+    `too_large` dead letter instead, and the counts follow what was delivered (issue 19)."""
+    agent, metrics = make_agent(FakeClassifier())
+    settings = Settings()
+    limit = 10_000  # the scored topic's max.message.bytes
+
+    async def broker(out: Output) -> None:
+        if len(out.value) > limit:
+            raise MessageSizeTooLargeError()
+
+    deliverer = Deliverer(broker, metrics, shrink=agent.outputs.shrink)
+    batch = events([("acme", "bad"), ("acme", "good " * 5_000), ("", "no brand")])
+    prepared = asyncio.run(agent.prepare(batch))  # type: ignore[arg-type]
+    delivered = asyncio.run(deliverer.deliver(prepared.outputs))
+    prepared.after_ack(delivered)
+
+    on_topics = Counter(json.loads(out.value).get("reason", out.topic) for out in delivered)
+    assert on_topics == {settings.topic_scored: 1, "too_large": 1, "invalid_field": 1}
+
+    def sample(name: str, **labels: str) -> float:
+        return metrics.registry.get_sample_value(name, labels) or 0.0
+
+    assert sample("brandmon_posts_scored_total", label="negative") == 1
+    assert sample("brandmon_posts_scored_total", label="positive") == 0
+    assert sample("brandmon_posts_dlq_total", reason="too_large") == 1
+    assert sample("brandmon_posts_dlq_total", reason="invalid_field") == 1
+    assert predictions(metrics, "acme", "negative", "0") == 1
+    assert predictions(metrics, "acme", "positive", "0") == 0
+    agent.close()
