@@ -56,6 +56,10 @@ from brandmon.alerts.topics import merge, rank_terms
 from brandmon.contracts.alerts import SEVERITY_RANK, Alert, BrandBucket
 from brandmon.contracts.posts import ScoredPost
 
+#: Most buckets without posts the rarity model learns as silence at once (a week of 1-minute
+#: buckets; a brand silent for longer has decayed to what the newest week says).
+SILENCE_LEARNED_BUCKETS = 7 * 24 * 60
+
 #: "advanced" / "unchanged": from `advance()`, whether the state changed (store it if so).
 Outcome = Literal["applied", "late", "future", "duplicate", "advanced", "unchanged"]
 
@@ -202,16 +206,28 @@ class AlertEngine:
         records: list[BrandBucket] = []
         while state.next_close is not None and state.next_close < target:
             index = self._next_to_evaluate(state, state.next_close, target)
+            self._learn_silence(state, state.next_close, index)
             if self._worth_evaluating(state, index):
                 new_alerts, record = self._evaluate(state, index)
                 alerts += new_alerts
                 if record is not None:
                     records.append(record)
+            else:
+                self._learn_silence(state, index, index + 1)
             state.next_close = index + 1
             oldest_needed = state.next_close - self.settings.window_buckets + 1
             for old in [i for i in state.buckets if i < oldest_needed]:
                 del state.buckets[old]
         return alerts, records
+
+    def _learn_silence(self, state: BrandState, first: int, stop: int) -> None:
+        """The rarity model learns buckets `[first, stop)`, closed without a post, as silence
+        (0 voices): a quiet brand's nights are part of what is normal for it. At most
+        SILENCE_LEARNED_BUCKETS of them (the newest): older ones have decayed away."""
+        if self.rarity is None or not self.settings.surge_enabled or state.surge.rarity is None:
+            return
+        for index in range(max(first, stop - SILENCE_LEARNED_BUCKETS), stop):
+            self._learn_surge(state, index, window_counts((), index, index, 0))
 
     def _next_to_evaluate(self, state: BrandState, index: int, target: int) -> int:
         """`index`, or further on when the window is empty (a gap with no traffic)."""

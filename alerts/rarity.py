@@ -150,6 +150,8 @@ class RaritySeries:
     newest: list[list[float]] = field(default_factory=list)
     history: list[float] = field(default_factory=lambda: [0.0] * HISTORY_BINS)
     learned: int = 0
+    #: the same histogram of the series' past shifts (level / spread)
+    shifts: list[float] = field(default_factory=lambda: [0.0] * HISTORY_BINS)
 
     # --- what is normal ---------------------------------------------------------------------
 
@@ -201,25 +203,27 @@ class RaritySeries:
     def rare_level(self, s: AlertSettings) -> float | None:
         """The score this series reaches only at the `surge_rarity` quantile of its history,
         or None while the history is shorter than `surge_history_warm_days`."""
-        total = sum(self.history)
-        if total < s.surge_history_warm_days * DAY_SECONDS / s.bucket_seconds:
-            return None
-        # the rarity is per 5 minutes of traffic: the same rate of surprise per hour whatever
-        # the bucket length
-        tail = (1.0 - s.surge_rarity) * s.bucket_seconds / 300.0
-        below = 0.0
-        for cell, weight in enumerate(self.history):
-            below += weight
-            if below >= (1.0 - tail) * total:
-                return (cell + 1) * HISTORY_BIN_WIDTH
-        return HISTORY_BINS * HISTORY_BIN_WIDTH
+        return _rare(self.history, s)
 
     def remember(self, score: float, s: AlertSettings) -> None:
         """Fold one bucket's score into the history (every bucket, surges included)."""
-        keep = 0.5 ** (s.bucket_seconds / (s.surge_history_half_life_days * DAY_SECONDS))
-        cell = min(HISTORY_BINS - 1, max(0, int(score / HISTORY_BIN_WIDTH)))
-        self.history = [w * keep for w in self.history]
-        self.history[cell] += 1.0
+        self.history = _fold(self.history, score, s)
+
+    # --- the shift: a lasting rise of the whole level -----------------------------------------
+
+    def shift(self, index: int, s: AlertSettings) -> float:
+        """How far the level stands above the profile, in spreads (0 before any learning)."""
+        if not self.learned:
+            return 0.0
+        return self.level / self.expect(index, s).spread
+
+    def rare_shift(self, s: AlertSettings) -> float | None:
+        """The shift this series reaches only at the `surge_rarity` quantile of its past
+        shifts, or None while that history is short."""
+        return _rare(self.shifts, s)
+
+    def remember_shift(self, shift: float, s: AlertSettings) -> None:
+        self.shifts = _fold(self.shifts, shift, s)
 
     # --- learning ---------------------------------------------------------------------------
 
@@ -261,13 +265,17 @@ class RaritySeries:
             "n": self.newest,
             "h": self.history,
             "c": self.learned,
+            "hs": self.shifts,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RaritySeries:
         day, week, history = data["d"], data["w"], data["h"]
-        if len(day) != DAY_SLOTS or len(week) != WEEK_SLOTS or len(history) != HISTORY_BINS:
-            raise ValueError("a surge series needs 24 hour, 168 week-hour and 80 history cells")
+        shifts = data.get("hs", [0.0] * HISTORY_BINS)  # states written before the shift test
+        if len(day) != DAY_SLOTS or len(week) != WEEK_SLOTS:
+            raise ValueError("a surge series needs 24 hour and 168 week-hour cells")
+        if len(history) != HISTORY_BINS or len(shifts) != HISTORY_BINS:
+            raise ValueError("a surge series needs 80 cells of score and shift history")
         return cls(
             recent=EwStat.from_list(data["r"]),
             day=[EwStat.from_list(v) for v in day],
@@ -277,7 +285,35 @@ class RaritySeries:
             newest=[[float(x) for x in row] for row in data["n"]],
             history=[float(x) for x in history],
             learned=int(data["c"]),
+            shifts=[float(x) for x in shifts],
         )
+
+
+def _rare(histogram: list[float], s: AlertSettings) -> float | None:
+    """The `surge_rarity` quantile of a decaying histogram (upper edge of its cell), or None
+    while it holds less than `surge_history_warm_days` of buckets."""
+    total = sum(histogram)
+    if total < s.surge_history_warm_days * DAY_SECONDS / s.bucket_seconds:
+        return None
+    # the rarity is per 5 minutes of traffic: the same rate of surprise per hour whatever
+    # the bucket length
+    tail = (1.0 - s.surge_rarity) * s.bucket_seconds / 300.0
+    below = 0.0
+    for cell, weight in enumerate(histogram):
+        below += weight
+        if below >= (1.0 - tail) * total:
+            return (cell + 1) * HISTORY_BIN_WIDTH
+    return HISTORY_BINS * HISTORY_BIN_WIDTH
+
+
+def _fold(histogram: list[float], value: float, s: AlertSettings) -> list[float]:
+    """The histogram decayed by one bucket (half-life `surge_history_half_life_days`), with
+    `value` added (at least the first cell, at most the last)."""
+    keep = 0.5 ** (s.bucket_seconds / (s.surge_history_half_life_days * DAY_SECONDS))
+    cell = min(HISTORY_BINS - 1, max(0, int(value / HISTORY_BIN_WIDTH)))
+    out = [w * keep for w in histogram]
+    out[cell] += 1.0
+    return out
 
 
 def _per_slot_per_period(bucket_seconds: int, periods: int) -> float:
@@ -371,6 +407,11 @@ class RarityDetector:
         volume = self.test(baseline.voices, newest.voices, index, s.surge_min_voices)
         warm = baseline.voices.learned >= s.surge_warmup_buckets
         held = not incident_open and self._held(baseline, index, volume.score)
+        if not (volume.surge and not held):
+            # a lasting shift is held off only by the refractory period: it has no peak
+            shift = self.shift_test(baseline.voices, newest.voices, index)
+            if shift.surge and (incident_open or not self._held(baseline, index, math.inf)):
+                volume, held = shift, False
         surge = volume.surge and warm and not held
         first = max(index - volume.buckets + 1, index - s.window_buckets + 1)
         window = window_counts(pool, first, index, s.samples_per_alert)
@@ -378,8 +419,15 @@ class RarityDetector:
         severity: Severity | None = None
         negatives = volume
         if surge and not self.volume_only:
+            # given a rare volume surge, the negatives only need to rise clearly with it
+            # (surge_z), not be rare on their own: a news story that triples a brand's voices
+            # and its angry voices with them is a warning
             negatives = self.test(
-                baseline.negatives, newest.negative_voices, index, s.surge_min_negative_voices
+                baseline.negatives,
+                newest.negative_voices,
+                index,
+                s.surge_min_negative_voices,
+                level=s.surge_z,
             )
             if negatives.surge and lower >= share_level:
                 severity = "critical"
@@ -394,11 +442,20 @@ class RarityDetector:
         expected_negatives = baseline.negatives.expect(index, s).expected
         return RarityVerdict(verdict, volume.expected, expected_negatives, warm, volume.score)
 
-    def test(self, series: RaritySeries, count: int, index: int, minimum: int) -> Judged:
-        """The surge test of one series whose newest bucket holds `count`."""
+    def test(
+        self,
+        series: RaritySeries,
+        count: int,
+        index: int,
+        minimum: int,
+        *,
+        level: float | None = None,
+    ) -> Judged:
+        """The surge test of one series whose newest bucket holds `count`, against `level`
+        (default: the series' own level, `level()`)."""
         s = self.settings
         best: Judged | None = None
-        level = self.level(series)
+        level = self.level(series) if level is None else level
         for score, observed, expected, k in series.windows(count, index, s):
             if observed < max(s.surge_factor * expected, minimum):
                 continue
@@ -410,6 +467,25 @@ class RarityDetector:
             return Judged(False, 0.0, level, 1, count, e.expected, math.inf)
         return best
 
+    def shift_test(self, series: RaritySeries, count: int, index: int) -> Judged:
+        """The second test: has the whole level risen, lastingly, as far as is rare for this
+        brand? A slow rise over hours learns into the level (half-life
+        `surge_level_half_life_hours`) before any window's score gets far above it; the level
+        itself, in spreads, then says it. It must reach `surge_shift_z` and the `surge_rarity`
+        quantile of the series' past shifts, with `surge_min_voices` in the longest window."""
+        s = self.settings
+        rare = series.rare_shift(s)
+        windows = series.windows(count, index, s)
+        if not s.surge_shift or rare is None or not windows:
+            return Judged(False, 0.0, math.inf, 1, count, 0.0, math.inf)
+        level = max(s.surge_shift_z, rare)
+        shift = series.shift(index, s)
+        _, observed, expected, k = windows[-1]
+        e = series.expect(index, s)
+        needed = k * unstabilise(e.value - series.level + level * e.spread)
+        surge = shift >= level and observed >= s.surge_min_voices
+        return Judged(surge, shift, level, k, observed, expected, needed)
+
     def level(self, series: RaritySeries) -> float:
         """The score a surge of this series must reach now."""
         s = self.settings
@@ -417,15 +493,25 @@ class RarityDetector:
         return s.surge_provisional_z if rare is None else max(s.surge_z, rare)
 
     def remember(self, baseline: RarityBaseline, newest: Window, index: int) -> None:
-        """Fold the newest bucket's scores into each series' history, before it is learned."""
+        """Fold the newest bucket's scores into each series' history, before it is learned.
+
+        A score is remembered at most at the series' current rare level: a burst lasts many
+        buckets, and remembered whole, one big event would lift the level past everything
+        smaller for weeks (a brand would go silent after its first big news). Capped, the
+        level follows how often the brand comes near it, not how far past it one event went."""
         s = self.settings
         volume = self.test(baseline.voices, newest.voices, index, s.surge_min_voices)
-        baseline.voices.remember(volume.score, s)
+        baseline.voices.remember(min(volume.score, volume.level), s)
+        if s.surge_shift:
+            shift = baseline.voices.shift(index, s)
+            rare = baseline.voices.rare_shift(s)
+            cap = math.inf if rare is None else max(s.surge_shift_z, rare)
+            baseline.voices.remember_shift(min(shift, cap), s)
         if not self.volume_only:
             negatives = self.test(
                 baseline.negatives, newest.negative_voices, index, s.surge_min_negative_voices
             )
-            baseline.negatives.remember(negatives.score, s)
+            baseline.negatives.remember(min(negatives.score, negatives.level), s)
 
     def elevated(self, newest: Window, baseline: RarityBaseline, index: int) -> bool:
         """Does the newest bucket still hold the surge (keeps an open incident alive)?

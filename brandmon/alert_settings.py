@@ -58,24 +58,26 @@ SENSITIVITY_PRESETS: dict[str, dict[str, float | int]] = {
 #: surge fields it was measured with (docs/surge.md), where not set explicitly, and what each
 #: preset sets for it in place of the daily-rhythm model's surge values above.
 RARITY_DEFAULTS: dict[str, float | int] = {
+    "surge_z": 4.5,
     "surge_min_voices": 20,
     "surge_min_negative_voices": 10,
     "surge_keepalive_z": 2.0,
     "surge_season_half_life_days": 5,
 }
 RARITY_PRESETS: dict[str, dict[str, float | int]] = {
+    # measured points on the curve of benchmark score against triggers per series-week of
+    # real mention counts (`brandmon alerts curve`, docs/alert-tuning.md)
     "fewer": {
-        "surge_rarity": 0.9995,
-        "surge_factor": 2.5,
+        "surge_rarity": 0.9998,
         "surge_z": 6.0,
-        "surge_min_voices": 30,
-        "surge_min_negative_voices": 15,
+        "surge_factor": 2.2,
     },
     "balanced": {},
     "more": {
-        "surge_rarity": 0.998,
+        "surge_rarity": 0.997,
+        "surge_z": 3.5,
+        "surge_refractory_hours": 24,
         "surge_factor": 1.7,
-        "surge_z": 4.0,
         "surge_min_voices": 15,
         "surge_min_negative_voices": 8,
     },
@@ -207,9 +209,9 @@ class AlertSettings(BaseModel):
     #: (alerts/rarity.py, built on real mention counts: a weekly profile and a level on a
     #: variance-stabilised scale, firing only on what is rare for the brand, one incident per
     #: burst; it takes RARITY_DEFAULTS / RARITY_PRESETS and the fields below).
-    surge_model: Literal["daily", "rarity"] = "daily"
+    surge_model: Literal["daily", "rarity"] = "rarity"
     #: rarity: windows judged, in minutes of event time (at least one bucket each)
-    surge_window_minutes: tuple[int, ...] = Field((5, 15, 30, 60, 120))
+    surge_window_minutes: tuple[int, ...] = Field((1, 2, 5, 15, 30, 60, 120))
     #: rarity: a surge's score must reach this quantile of the brand's own past scores (per
     #: 5 minutes of traffic: 0.999 is about 2 buckets a week) and at least surge_z
     surge_rarity: float = Field(0.999, gt=0.9, lt=1)
@@ -220,11 +222,16 @@ class AlertSettings(BaseModel):
     surge_provisional_z: float = Field(8.0, gt=0)
     #: rarity: one incident per burst: none within surge_refractory_hours of the last one
     #: opened, and until surge_hold_hours only one whose score beats that one's peak
-    surge_refractory_hours: float = Field(24, ge=0)
+    surge_refractory_hours: float = Field(48, ge=0)
     surge_hold_hours: float = Field(72, ge=0)
     #: rarity: half-life of the brand's level above or below its profile (a lasting shift is
     #: the new normal within a few half-lives)
     surge_level_half_life_hours: float = Field(4, gt=0)
+    #: rarity, the second test: a lasting shift of the brand's whole level (a slow rise over
+    #: hours that no window sees as sudden) of at least surge_shift_z spreads that is rare for
+    #: the brand (the surge_rarity quantile of its own past shifts)
+    surge_shift: bool = True
+    surge_shift_z: float = Field(2.0, gt=0)
     #: rarity: the 168 hours of the week: half-life and history before one is the profile
     surge_week_half_life_weeks: float = Field(3, gt=0)
     surge_week_warm_weeks: float = Field(2, ge=0)
@@ -241,9 +248,10 @@ class AlertSettings(BaseModel):
     #: bytes each in the state); beyond this a post still counts (as its own voice unless its
     #: text was already seen). The main term of a brand's state size: with the defaults a
     #: state holds up to 11 buckets (the window, the allowed lateness and the clock skew
-    #: ahead), so 1,100 keep its worst case (~0.99 MB with the topic terms) within
-    #: changelog_max_record_bytes (1,274 fit with topic_max_terms=0).
-    max_tracked_posts_per_bucket: int = Field(1_100, gt=0)
+    #: ahead), so 980 keep its worst case (~0.99 MB with the topic terms and the rarity
+    #: model's 59 kB) within changelog_max_record_bytes (980 at most; 1,153 with
+    #: topic_max_terms=0). It was 1,100 before the rarity model became the default.
+    max_tracked_posts_per_bucket: int = Field(980, gt=0)
 
     # --- topic terms (alerts/topics.py) -----------------------------------------------------
     #: Terms a trigger names ("about: refund, outage, app crash"); 0 names none and counts none.
@@ -290,6 +298,13 @@ class AlertSettings(BaseModel):
     _TOP_BYTES: ClassVar[int] = 545  # keys, numbers and brackets of BrandState.to_dict()
     #: "surge": 2 series of 26 EW stats and "surge_incident" (its key counted in strings).
     _SURGE_BYTES: ClassVar[int] = 4337
+    #: "rarity" in "surge" (the rarity model, alerts/rarity.py): per series 744 numbers (3 recent,
+    #: 24 x 3 hour of day, 168 x 3 hour of week, level, 3 spread, 2 x 80 history cells, count) and
+    #: 3 per newest bucket of the longest window; 3 of the brand's own; at most 27 bytes each
+    #: with its separators and brackets, and the keys.
+    _RARITY_SERIES_NUMBERS: ClassVar[int] = 744
+    _RARITY_NUMBER_BYTES: ClassVar[int] = 27
+    _RARITY_KEY_BYTES: ClassVar[int] = 160
     #: {"i": .., "n": [4 ints], "t": {}, "o": [2], "s": [], "u": <int>}, ("u": unscored posts)
     _BUCKET_BYTES: ClassVar[int] = 220
     _TEXT_BYTES: ClassVar[int] = 45  # "<16 hex>": ["<16 hex>", 1],
@@ -321,6 +336,14 @@ class AlertSettings(BaseModel):
         span = self.allowed_lateness_seconds + ahead
         return self.window_buckets - 1 + math.ceil(span / self.bucket_seconds) + 1
 
+    def _rarity_bytes(self) -> int:
+        """Upper bound of the rarity model's memory in the state (0 for the daily model)."""
+        if self.surge_model != "rarity":
+            return 0
+        newest = max(max(1, round(m * 60 / self.bucket_seconds)) for m in self.surge_window_minutes)
+        numbers = 2 * (self._RARITY_SERIES_NUMBERS + 3 * newest) + 3
+        return numbers * self._RARITY_NUMBER_BYTES + self._RARITY_KEY_BYTES
+
     def max_state_json_bytes(self, texts_per_bucket: int | None = None) -> int:
         """Upper bound of `len(json.dumps(state.to_dict()).encode())` for one brand's state:
         max_state_buckets buckets, each with max_tracked_posts_per_bucket texts (or
@@ -339,6 +362,7 @@ class AlertSettings(BaseModel):
         return (
             self._TOP_BYTES
             + self._SURGE_BYTES
+            + self._rarity_bytes()
             + topics
             + char * strings
             + self.MAX_OFFSET_PARTITIONS * self._OFFSET_BYTES
@@ -389,6 +413,11 @@ class AlertSettings(BaseModel):
     notifier_drain_seconds: float = Field(5.0, ge=0)
     #: Notifier URLs must be https; plain http only with this set (local tests, a sidecar).
     allow_insecure_http: bool = False
+    #: Networks notifier URLs may reach although not public, e.g. ["127.0.0.0/8"] for local
+    #: tests or ["10.20.0.0/16"] for a relay inside the company network. Any other loopback,
+    #: private or link-local host is refused at start, and a cloud metadata address always
+    #: (alerts/destinations.py).
+    notifier_allowed_networks: tuple[IPvAnyNetwork, ...] = ()
     pagerduty_url: str = PAGERDUTY_EVENTS_URL
     pagerduty_routing_key: SecretStr | None = None
     pagerduty_source: str = "brandmon"
@@ -409,11 +438,6 @@ class AlertSettings(BaseModel):
         "slack_min_severity",
         "webhook_min_severity",
         "log_min_severity",
-    #: Networks notifier URLs may reach although not public, e.g. ["127.0.0.0/8"] for local
-    #: tests or ["10.20.0.0/16"] for a relay inside the company network. Any other loopback,
-    #: private or link-local host is refused at start, and a cloud metadata address always
-    #: (alerts/destinations.py).
-    notifier_allowed_networks: tuple[IPvAnyNetwork, ...] = ()
         mode="before",
     )
     @classmethod

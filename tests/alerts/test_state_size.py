@@ -14,6 +14,7 @@ from brandmon.alert_settings import AlertSettings
 from brandmon.alerts.buckets import short_hash
 from brandmon.alerts.engine import AlertEngine
 from brandmon.alerts.lifecycle import MAX_DEDUP_KEY
+from brandmon.alerts.rarity import RarityBaseline, RaritySeries, window_buckets
 from brandmon.alerts.state import HASH_CHARS, BrandState, Incident
 from brandmon.alerts.stats import EwStat
 from brandmon.contracts.posts import Post, ScoredPost
@@ -23,6 +24,20 @@ A = AlertSettings
 
 #: A character outside the Basic Multilingual Plane: 12 bytes once JSON-escaped.
 EMOJI = 0x1F600
+
+
+def _widest_rarity(s: AlertSettings, wide: float, big: int) -> RarityBaseline:
+    """The rarity model's memory at its widest: every statistic set, every number widest."""
+
+    def series() -> RaritySeries:
+        one = RaritySeries(level=wide, learned=big)
+        for stat in [one.recent, one.spread, *one.day, *one.week]:
+            stat.mean = stat.var = stat.weight = wide
+        one.newest = [[wide, wide, wide] for _ in range(max(window_buckets(s)))]
+        one.history = [wide] * len(one.history)
+        return one
+
+    return RarityBaseline(series(), series(), learned_at=big, opened_at=big, peak=wide)
 
 
 def _emoji(n: int, width: int) -> str:
@@ -133,6 +148,8 @@ def _worst_state(s: AlertSettings) -> BrandState:
         for stat in [series.recent, series.dispersion, *series.slots]:
             stat.mean = stat.var = stat.weight = wide
     state.surge.learned_at = big
+    if s.surge_model == "rarity":
+        state.surge.rarity = _widest_rarity(s, wide, big)
     state.offsets = {-(2**31) + i: big for i in range(A.MAX_OFFSET_PARTITIONS)}
     for x in state.buckets.values():
         x.posts = x.negatives = x.neutrals = x.positives = big
@@ -155,9 +172,10 @@ def _worst_state(s: AlertSettings) -> BrandState:
         AlertSettings(
             max_tracked_posts_per_bucket=40, allowed_lateness_seconds=0, max_clock_skew_seconds=0
         ),
-        AlertSettings(topic_max_terms=0, max_tracked_posts_per_bucket=1_274),
+        AlertSettings(topic_max_terms=0, max_tracked_posts_per_bucket=1_153),
+        AlertSettings(surge_model="daily", max_tracked_posts_per_bucket=1_100),
     ],
-    ids=["defaults", "short-buckets", "no-lateness", "no-topic-terms"],
+    ids=["defaults", "short-buckets", "no-lateness", "no-topic-terms", "daily-surge"],
 )
 def test_worst_case_state_is_within_the_estimate(s: AlertSettings) -> None:
     state = _worst_state(s)
@@ -173,7 +191,7 @@ def test_worst_case_state_is_within_the_estimate(s: AlertSettings) -> None:
 
 
 def test_settings_refuse_a_state_that_cannot_fit() -> None:
-    with pytest.raises(ValueError, match="max_tracked_posts_per_bucket to at most 1,101"):
+    with pytest.raises(ValueError, match="max_tracked_posts_per_bucket to at most 980"):
         AlertSettings(max_tracked_posts_per_bucket=2_500)
     with pytest.raises(ValueError, match="changelog_max_record_bytes"):
         AlertSettings(changelog_max_record_bytes=500_000)

@@ -1,4 +1,5 @@
-"""The mention-surge rule: seasonal baseline, guards, lifecycle, composition, stored state."""
+"""The daily-rhythm mention-surge rule (surge_model = "daily"; the default was the rarity model
+of test_rarity.py from issue 18 on): seasonal baseline, guards, lifecycle, composition, state."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from brandmon.contracts.alerts import SEVERITY_RANK, Alert
 from tests.alerts.streams import T0, Run, at, traffic, warm
 
 HOUR = 3600
-HOURLY = AlertSettings(bucket_seconds=HOUR)
+HOURLY = AlertSettings(surge_model="daily", bucket_seconds=HOUR)
 
 
 def _step_rhythm(hour: int) -> int:
@@ -105,11 +106,11 @@ def test_a_long_incident_does_not_raise_the_baseline_and_resolves_once() -> None
 
 
 def test_minimum_volume_guard() -> None:
-    quiet = Run(settings=AlertSettings())
+    quiet = Run(settings=AlertSettings(surge_model="daily"))
     quiet.feed(traffic(range(60), 5, 0.2))
     quiet.feed(traffic(range(60, 70), 20, 0.2))  # x4, but 40 voices in two minutes
     assert quiet.alerts == []
-    loud = Run(settings=AlertSettings())
+    loud = Run(settings=AlertSettings(surge_model="daily"))
     loud.feed(traffic(range(60), 30, 0.2))
     loud.feed(traffic(range(60, 70), 120, 0.2))
     triggers = [a for a in loud.alerts if a.action == "trigger"]
@@ -117,7 +118,7 @@ def test_minimum_volume_guard() -> None:
 
 
 def _surge_run(total: int, share: float, *, roundtrip: bool = False) -> Run:
-    run = Run(settings=AlertSettings(), roundtrip=roundtrip)
+    run = Run(settings=AlertSettings(surge_model="daily"), roundtrip=roundtrip)
     warm(run)
     run.feed(traffic(range(60, 75), total, share, tag="s"))
     run.feed(traffic(range(75, 100), 100, 0.15))
@@ -171,7 +172,7 @@ def test_replay_through_the_stored_state_gives_identical_alerts() -> None:
 
 
 def test_a_state_stored_before_the_surge_rule_loads_and_keeps_working() -> None:
-    run = Run(settings=AlertSettings())
+    run = Run(settings=AlertSettings(surge_model="daily"))
     warm(run)
     assert run.state is not None
     old = run.state.to_dict()
@@ -179,7 +180,7 @@ def test_a_state_stored_before_the_surge_rule_loads_and_keeps_working() -> None:
     state = BrandState.from_dict(old)
     assert state.surge_incident is None and state.surge.learned_at is None
     assert state.share == run.state.share and state.buckets.keys() == run.state.buckets.keys()
-    engine = AlertEngine(AlertSettings())
+    engine = AlertEngine(AlertSettings(surge_model="daily"))
     offset = run.offset
     for p in traffic(range(60, 100), 100, 0.15):
         state = engine.apply(state, p, 0, offset).state
@@ -199,7 +200,7 @@ def test_counts_out_of_order_are_late_and_negative_counts_refused() -> None:
 
 
 def test_surge_rule_can_be_turned_off() -> None:
-    run = Run(settings=AlertSettings(surge_enabled=False))
+    run = Run(settings=AlertSettings(surge_model="daily", surge_enabled=False))
     warm(run)
     run.feed(traffic(range(60, 75), 300, 0.15, tag="s"))
     assert run.alerts == []
@@ -207,9 +208,9 @@ def test_surge_rule_can_be_turned_off() -> None:
 
 def test_surge_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="surge_windows"):
-        AlertSettings(surge_windows=(6,))
+        AlertSettings(surge_model="daily", surge_windows=(6,))
     with pytest.raises(ValueError, match="surge_keepalive_factor"):
-        AlertSettings(surge_factor=1.5, surge_keepalive_factor=2.0)
+        AlertSettings(surge_model="daily", surge_factor=1.5, surge_keepalive_factor=2.0)
 
 
 def test_a_volume_only_surge_is_info_and_never_a_page() -> None:
