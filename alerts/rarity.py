@@ -256,18 +256,16 @@ class RaritySeries:
     # --- state ------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored form, every number to STORED_DIGITS significant digits: a brand's state
-        is written to the changelog at every bucket, and full floats would double it."""
         return {
-            "r": _stored(self.recent.to_list()),
-            "d": [_stored(x.to_list()) for x in self.day],
-            "w": [_stored(x.to_list()) for x in self.week],
-            "l": _stored([self.level])[0],
-            "s": _stored(self.spread.to_list()),
-            "n": [_stored(row) for row in self.newest],
-            "h": _stored(self.history),
+            "r": self.recent.to_list(),
+            "d": [x.to_list() for x in self.day],
+            "w": [x.to_list() for x in self.week],
+            "l": self.level,
+            "s": self.spread.to_list(),
+            "n": self.newest,
+            "h": self.history,
             "c": self.learned,
-            "hs": _stored(self.shifts),
+            "hs": self.shifts,
         }
 
     @classmethod
@@ -289,14 +287,6 @@ class RaritySeries:
             learned=int(data["c"]),
             shifts=[float(x) for x in shifts],
         )
-
-
-#: Significant digits of the stored rarity memory (far finer than anything it decides).
-STORED_DIGITS = 6
-
-
-def _stored(values: list[float]) -> list[float]:
-    return [float(f"{v:.{STORED_DIGITS}g}") for v in values]
 
 
 def _rare(histogram: list[float], s: AlertSettings) -> float | None:

@@ -248,10 +248,10 @@ class AlertSettings(BaseModel):
     #: bytes each in the state); beyond this a post still counts (as its own voice unless its
     #: text was already seen). The main term of a brand's state size: with the defaults a
     #: state holds up to 11 buckets (the window, the allowed lateness and the clock skew
-    #: ahead), so 1,030 keep its worst case (~1.0 MB with the topic terms and the rarity
-    #: model's 36 kB) within changelog_max_record_bytes (1,030 at most; 1,202 with
+    #: ahead), so 980 keep its worst case (~0.99 MB with the topic terms and the rarity
+    #: model's 59 kB) within changelog_max_record_bytes (980 at most; 1,153 with
     #: topic_max_terms=0). It was 1,100 before the rarity model became the default.
-    max_tracked_posts_per_bucket: int = Field(1_030, gt=0)
+    max_tracked_posts_per_bucket: int = Field(980, gt=0)
 
     # --- topic terms (alerts/topics.py) -----------------------------------------------------
     #: Terms a trigger names ("about: refund, outage, app crash"); 0 names none and counts none.
@@ -300,10 +300,10 @@ class AlertSettings(BaseModel):
     _SURGE_BYTES: ClassVar[int] = 4337
     #: "rarity" in "surge" (the rarity model, alerts/rarity.py): per series 744 numbers (3 recent,
     #: 24 x 3 hour of day, 168 x 3 hour of week, level, 3 spread, 2 x 80 history cells, count) and
-    #: 3 per newest bucket of the longest window; 3 of the brand's own; at most 16 bytes each
+    #: 3 per newest bucket of the longest window; 3 of the brand's own; at most 27 bytes each
     #: with its separators and brackets, and the keys.
     _RARITY_SERIES_NUMBERS: ClassVar[int] = 744
-    _RARITY_NUMBER_BYTES: ClassVar[int] = 16
+    _RARITY_NUMBER_BYTES: ClassVar[int] = 27
     _RARITY_KEY_BYTES: ClassVar[int] = 160
     #: {"i": .., "n": [4 ints], "t": {}, "o": [2], "s": [], "u": <int>}, ("u": unscored posts)
     _BUCKET_BYTES: ClassVar[int] = 220

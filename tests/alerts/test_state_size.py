@@ -172,7 +172,7 @@ def _worst_state(s: AlertSettings) -> BrandState:
         AlertSettings(
             max_tracked_posts_per_bucket=40, allowed_lateness_seconds=0, max_clock_skew_seconds=0
         ),
-        AlertSettings(topic_max_terms=0, max_tracked_posts_per_bucket=1_202),
+        AlertSettings(topic_max_terms=0, max_tracked_posts_per_bucket=1_153),
         AlertSettings(surge_model="daily", max_tracked_posts_per_bucket=1_100),
     ],
     ids=["defaults", "short-buckets", "no-lateness", "no-topic-terms", "daily-surge"],
@@ -191,7 +191,7 @@ def test_worst_case_state_is_within_the_estimate(s: AlertSettings) -> None:
 
 
 def test_settings_refuse_a_state_that_cannot_fit() -> None:
-    with pytest.raises(ValueError, match="max_tracked_posts_per_bucket to at most 1,030"):
+    with pytest.raises(ValueError, match="max_tracked_posts_per_bucket to at most 980"):
         AlertSettings(max_tracked_posts_per_bucket=2_500)
     with pytest.raises(ValueError, match="changelog_max_record_bytes"):
         AlertSettings(changelog_max_record_bytes=500_000)
