@@ -360,18 +360,22 @@ def backtest(
     typer.echo(report, err=True)
 
 
+#: The folder `evaluate` and `curve` replay: labelled counts in NAB's layout.
+LabelledCounts = Annotated[
+    Path,
+    typer.Argument(
+        metavar="DIR",
+        exists=True,
+        file_okay=False,
+        help="Folder of counts CSVs ('timestamp,value', as for backtest --counts) with "
+        "windows.json and, optionally, profiles.json.",
+    ),
+]
+
+
 @alerts_app.command("evaluate")
 def evaluate(
-    folder: Annotated[
-        Path,
-        typer.Argument(
-            metavar="DIR",
-            exists=True,
-            file_okay=False,
-            help="Folder of counts CSVs ('timestamp,value', as for backtest --counts) with "
-            "windows.json and, optionally, profiles.json.",
-        ),
-    ],
+    folder: LabelledCounts,
     windows: Annotated[
         Path | None,
         typer.Option(
@@ -448,15 +452,7 @@ def evaluate(
 
 @alerts_app.command("curve")
 def curve(
-    folder: Annotated[
-        Path,
-        typer.Argument(
-            metavar="DIR",
-            exists=True,
-            file_okay=False,
-            help="Folder of counts CSVs with windows.json, as for `evaluate`.",
-        ),
-    ],
+    folder: LabelledCounts,
     png: Annotated[
         Path | None, typer.Option(help="Draw the curve to this PNG (needs the export extra).")
     ] = None,
